@@ -1,0 +1,134 @@
+//! Response bodies: the hyper [`ResponseBody`] fed by the guest, and [`pump`], which pulls the
+//! guest's body iterable into it chunk by chunk.
+//!
+//! Owns streaming and its end: a chunk reaches the client as soon as the guest returns it,
+//! the guest is asked for the next one only when the previous one was taken (backpressure
+//! through a one-slot channel), and a body whose producer stopped without saying it was
+//! complete (a trap, a timeout, a cancelled task) ends in an error, so hyper closes the
+//! connection instead of framing a truncated body as a complete one.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc;
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use crate::bindings::App;
+use crate::error::Failure;
+use crate::pool::HostState;
+
+/// Why a response body stopped before its end; hyper then closes the connection.
+#[derive(Debug, thiserror::Error)]
+#[error("the application's response body ended early")]
+pub struct BodyAborted;
+
+/// A response body: fixed bytes, or a stream of chunks from a guest.
+pub struct ResponseBody {
+    first: Option<Bytes>,
+    stream: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)>,
+}
+
+impl ResponseBody {
+    /// A body of at most one chunk, known now.
+    pub fn full(data: Option<Bytes>) -> Self {
+        ResponseBody {
+            first: data.filter(|d| !d.is_empty()),
+            stream: None,
+        }
+    }
+
+    /// A body that starts with `first` and continues with what arrives on `rx`; it ends
+    /// cleanly only if `complete` is set when the channel closes.
+    pub fn stream(
+        first: Option<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
+        complete: Arc<AtomicBool>,
+    ) -> Self {
+        ResponseBody {
+            first: first.filter(|d| !d.is_empty()),
+            stream: Some((rx, complete)),
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyAborted;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        let Some((rx, complete)) = self.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(None) => {
+                let complete = complete.load(Ordering::Acquire);
+                self.stream = None;
+                Poll::Ready(if complete {
+                    None
+                } else {
+                    Some(Err(BodyAborted))
+                })
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.stream.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.first, &self.stream) {
+            (None, None) => SizeHint::with_exact(0),
+            (Some(b), None) => SizeHint::with_exact(b.len() as u64),
+            (first, Some(_)) => {
+                let mut hint = SizeHint::new();
+                hint.set_lower(first.as_ref().map_or(0, |b| b.len() as u64));
+                hint
+            }
+        }
+    }
+}
+
+/// Pulls `body.next()` until the iterable ends, writing each chunk through the exchange's
+/// [`crate::start_response::ResponseWriter`]. Returns how the iteration ended; the caller
+/// drops the body (WSGI `close()`) afterwards in every case.
+pub async fn pump(
+    store: &mut Store<HostState>,
+    app: &App,
+    body: ResourceAny,
+) -> Result<(), Failure> {
+    let iterable = app.cheroot_wsgi_application().body();
+    loop {
+        let chunk = match iterable.call_next(&mut *store, body).await {
+            Err(trap) => return Err(Failure::trap(trap)),
+            Ok(Err(raised)) => return Err(Failure::Raised(raised)),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let writer = &mut store.data_mut().exchange_mut().response;
+        if chunk.is_empty() {
+            continue;
+        }
+        match writer.write(chunk).await {
+            Ok(()) => {}
+            Err(crate::bindings::WsgiError::NotStarted) => return Err(Failure::ChunkBeforeStart),
+            Err(crate::bindings::WsgiError::BodyExceedsContentLength) => {
+                return Err(Failure::BodyExceedsContentLength);
+            }
+            Err(_) => return Err(Failure::Disconnected),
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Request parts → the PEP 3333 environ, as (key, value) pairs of native strings.
+//!
+//! Owns the mapping and its corner cases: PATH_INFO is percent-decoded except `%2F`, which
+//! stays encoded (as cheroot does, so an encoded slash cannot forge a path segment); every
+//! byte becomes one Latin-1 character (PEP 3333 "bytes as latin-1"); headers become
+//! `HTTP_*` keys, repeats joined with ", " (cookies with "; "), and a header whose *name*
+//! contains `_` is dropped so that `X_Forwarded_For` cannot spoof `X-Forwarded-For` (both map
+//! to `HTTP_X_FORWARDED_FOR`). It does not route ([`crate::router`]) or read the body
+//! ([`crate::input`]). Pure: no I/O, table-tested below.
+//!
+//! Differences from cheroot, on purpose: SERVER_NAME is the host the client asked for
+//! (Host header or HTTP/2 `:authority`, without the port; the local address when there is
+//! none) rather than a fixed server name, as PEP 3333's URL reconstruction expects; and
+//! `wsgi.input_terminated` is always "true", because `wsgi.input` always ends at the end
+//! of the body, whatever its framing.
+
+use std::net::SocketAddr;
+
+use http::request::Parts;
+use http::{HeaderMap, Version};
+
+/// How the server reached this request, for REMOTE_*, SERVER_PORT and wsgi.url_scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The address the connection arrived on.
+    pub local: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// The `wsgi.multithread`, `wsgi.multiprocess` and `wsgi.run_once` flags of an instance model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Several requests may run in one instance at once (never, today).
+    pub multithread: bool,
+    /// Several instances of the app run at once.
+    pub multiprocess: bool,
+    /// Each instance serves one request only.
+    pub run_once: bool,
+}
+
+/// The routed path, split by [`crate::router`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mount<'a> {
+    /// SCRIPT_NAME bytes.
+    pub script_name: &'a [u8],
+    /// PATH_INFO bytes.
+    pub path_info: &'a [u8],
+}
+
+/// The environ's `vars`.
+pub fn build(
+    parts: &Parts,
+    conn: &Connection,
+    mount: Mount<'_>,
+    concurrency: Concurrency,
+) -> Vec<(String, String)> {
+    let uri = &parts.uri;
+    let mut vars: Vec<(String, String)> = Vec::with_capacity(24 + parts.headers.len());
+    let mut put = |k: &str, v: String| vars.push((k.to_string(), v));
+
+    put("REQUEST_METHOD", parts.method.as_str().to_string());
+    put("SCRIPT_NAME", latin1(mount.script_name));
+    put("PATH_INFO", latin1(mount.path_info));
+    put("QUERY_STRING", uri.query().unwrap_or("").to_string());
+    put("REQUEST_URI", request_uri(parts));
+    put(
+        "SERVER_NAME",
+        server_name(parts).unwrap_or_else(|| conn.local.ip().to_string()),
+    );
+    put("SERVER_PORT", conn.local.port().to_string());
+    put("SERVER_PROTOCOL", protocol(parts.version).to_string());
+    put("SERVER_SOFTWARE", crate::SERVER_SOFTWARE.to_string());
+    put("REMOTE_ADDR", conn.remote.ip().to_canonical().to_string());
+    put("REMOTE_PORT", conn.remote.port().to_string());
+    put("wsgi.version", "1.0".to_string());
+    put("wsgi.url_scheme", conn.scheme.to_string());
+    put("wsgi.multithread", concurrency.multithread.to_string());
+    put("wsgi.multiprocess", concurrency.multiprocess.to_string());
+    put("wsgi.run_once", concurrency.run_once.to_string());
+    put("wsgi.input_terminated", "true".to_string());
+
+    headers(&parts.headers, &mut vars);
+    if let (false, Some(authority)) = (
+        parts.headers.contains_key(http::header::HOST),
+        uri.authority(),
+    ) {
+        vars.push(("HTTP_HOST".to_string(), authority.as_str().to_string()));
+    }
+    vars
+}
+
+/// `HTTP_*`, CONTENT_TYPE and CONTENT_LENGTH from the request headers.
+fn headers(map: &HeaderMap, vars: &mut Vec<(String, String)>) {
+    for name in map.keys() {
+        let name = name.as_str();
+        if name.contains('_') {
+            continue;
+        }
+        let key = match name {
+            "content-type" => "CONTENT_TYPE".to_string(),
+            "content-length" => "CONTENT_LENGTH".to_string(),
+            _ => {
+                let mut key = String::with_capacity(5 + name.len());
+                key.push_str("HTTP_");
+                key.extend(name.chars().map(|c| {
+                    if c == '-' {
+                        '_'
+                    } else {
+                        c.to_ascii_uppercase()
+                    }
+                }));
+                key
+            }
+        };
+        let separator = if name == "cookie" { "; " } else { ", " };
+        let mut value = String::new();
+        for (i, v) in map.get_all(name).iter().enumerate() {
+            if i > 0 {
+                value.push_str(separator);
+            }
+            value.extend(v.as_bytes().iter().map(|&b| char::from(b)));
+        }
+        vars.push((key, value));
+    }
+}
+
+/// Bytes as a native string: one char per byte (PEP 3333).
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The request-target as sent: origin-form path and query, `*`, or the absolute URI.
+fn request_uri(parts: &Parts) -> String {
+    if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() {
+        parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        )
+    } else {
+        parts.uri.to_string()
+    }
+}
+
+/// The host the client asked for, without the port.
+fn server_name(parts: &Parts) -> Option<String> {
+    let host = match parts.uri.authority() {
+        Some(a) if parts.uri.scheme().is_some() => a.as_str().to_string(),
+        _ => latin1(parts.headers.get(http::header::HOST)?.as_bytes()),
+    };
+    let host = host.rsplit_once('@').map_or(host.as_str(), |(_, h)| h);
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// SERVER_PROTOCOL for a request version.
+pub fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Percent-decodes a request path, keeping `%2F`/`%2f` encoded (as upper-case `%2F`) and
+/// invalid escapes as they are. `*` (OPTIONS) becomes `/*`, as in cheroot.
+pub fn decode_path(raw: &str) -> Vec<u8> {
+    if raw == "*" {
+        return b"/*".to_vec();
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape = (b == b'%' && i + 2 < bytes.len())
+            .then(|| hex(bytes[i + 1]).zip(hex(bytes[i + 2])))
+            .flatten();
+        if let Some((h, l)) = escape {
+            match h * 16 + l {
+                b'/' => out.extend_from_slice(b"%2F"),
+                decoded => out.push(decoded),
+            }
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONN: Connection = Connection {
+        remote: SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+            50000,
+        ),
+        local: SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+            8080,
+        ),
+        scheme: "http",
+    };
+    const WARM: Concurrency = Concurrency {
+        multithread: false,
+        multiprocess: true,
+        run_once: false,
+    };
+
+    fn environ(
+        req: http::Request<()>,
+        script: &str,
+        info: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let (parts, ()) = req.into_parts();
+        let mount = Mount {
+            script_name: script.as_bytes(),
+            path_info: info.as_bytes(),
+        };
+        let vars = build(&parts, &CONN, mount, WARM);
+        let n = vars.len();
+        let map: std::collections::BTreeMap<_, _> = vars.into_iter().collect();
+        assert_eq!(map.len(), n, "every key appears once");
+        map
+    }
+
+    #[test]
+    fn cgi_and_wsgi_keys() {
+        let req = http::Request::post("/app/x?a=1&b=%20")
+            .header("host", "example.com:8080")
+            .header("content-type", "text/plain")
+            .header("content-length", "3")
+            .header("x-multi", "a")
+            .header("x-multi", "b")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("x_spoof", "dropped")
+            .header(
+                "x-latin",
+                http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+            )
+            .body(())
+            .unwrap();
+        let env = environ(req, "/app", "/x");
+        let want = [
+            ("REQUEST_METHOD", "POST"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/x"),
+            ("QUERY_STRING", "a=1&b=%20"),
+            ("REQUEST_URI", "/app/x?a=1&b=%20"),
+            ("SERVER_NAME", "example.com"),
+            ("SERVER_PORT", "8080"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_SOFTWARE", crate::SERVER_SOFTWARE),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("REMOTE_PORT", "50000"),
+            ("CONTENT_TYPE", "text/plain"),
+            ("CONTENT_LENGTH", "3"),
+            ("HTTP_HOST", "example.com:8080"),
+            ("HTTP_X_MULTI", "a, b"),
+            ("HTTP_COOKIE", "a=1; b=2"),
+            ("HTTP_X_LATIN", "caf\u{e9}"),
+            ("wsgi.version", "1.0"),
+            ("wsgi.url_scheme", "http"),
+            ("wsgi.multithread", "false"),
+            ("wsgi.multiprocess", "true"),
+            ("wsgi.run_once", "false"),
+            ("wsgi.input_terminated", "true"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert_eq!(env.len(), want.len(), "no other keys: {env:?}");
+        assert!(!env.contains_key("HTTP_CONTENT_TYPE") && !env.contains_key("HTTP_X_SPOOF"));
+    }
+
+    #[test]
+    fn without_host_and_over_h2() {
+        let req = http::Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        let env = environ(req, "", "/");
+        assert_eq!(env["SERVER_NAME"], "127.0.0.1");
+        assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.0");
+        assert!(!env.contains_key("HTTP_HOST") && !env.contains_key("CONTENT_LENGTH"));
+
+        let req = http::Request::get("http://h2.example:9/p?q")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        let env = environ(req, "", "/p");
+        assert_eq!(env["SERVER_NAME"], "h2.example");
+        assert_eq!(env["HTTP_HOST"], "h2.example:9");
+        assert_eq!(env["REQUEST_URI"], "/p?q");
+        assert_eq!(env["SERVER_PROTOCOL"], "HTTP/2.0");
+
+        let req = http::Request::get("/")
+            .header("host", "[::1]:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(environ(req, "", "/")["SERVER_NAME"], "[::1]");
+    }
+
+    #[test]
+    fn path_decoding_keeps_encoded_slashes() {
+        let cases: &[(&str, &[u8])] = &[
+            ("/a%20b%2Fc%2fd/%E2%98%83", b"/a b%2Fc%2Fd/\xe2\x98\x83"),
+            ("/%zz/%4", b"/%zz/%4"),
+            ("/%", b"/%"),
+            ("/%41%42", b"/AB"),
+            ("/plain", b"/plain"),
+            ("*", b"/*"),
+        ];
+        for &(raw, want) in cases {
+            assert_eq!(decode_path(raw), want, "{raw}");
+        }
+        assert_eq!(latin1(&decode_path("/%E2%98%83")), "/\u{e2}\u{98}\u{83}");
+    }
+}

@@ -1,0 +1,137 @@
+//! The WSGI gateway: runs one request through one instance of a route's application.
+//!
+//! `environ` in, `handle(environ, start_response)` called, the returned iterable pumped
+//! into the response ([`crate::body::pump`]) and closed (dropped) in every case, all inside
+//! the route's wall-clock budget. It runs on its own task, so the hyper service only waits
+//! for the head ([`spawn`] returns the receiver) and a slow client never holds a guest call
+//! open beyond what backpressure allows. Every ending — success, guest failure, timeout,
+//! client gone — is settled here, once: the writer sends the head or the failure, and the
+//! instance goes back to the pool only if it finished cleanly.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::bindings::Environ;
+use crate::error::Failure;
+use crate::input::{BodyFailure, Input, RequestBody};
+use crate::pool::{Instance, Pool};
+use crate::start_response::{Outcome, ResponseWriter, StartResponse};
+
+/// What the gateway needs to know of a request.
+pub struct Call {
+    /// The environ's `vars`.
+    pub vars: Vec<(String, String)>,
+    /// The request body.
+    pub input: RequestBody,
+    /// HEAD: the application runs, no body bytes are sent.
+    pub head_only: bool,
+}
+
+/// A route as the gateway sees it: its pool and budget.
+pub struct Target {
+    /// Where its instances come from.
+    pub pool: Pool,
+    /// The route's configuration.
+    pub route: Arc<crate::config::Route>,
+}
+
+/// Runs `call` on its own task; the receiver resolves with the response head or a failure.
+pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
+    let (writer, outcome) = ResponseWriter::new(call.head_only);
+    tokio::spawn(async move {
+        let mut writer = Some(writer);
+        let mut input = Some(call.input);
+        let instance = match target.pool.get().await {
+            Ok(instance) => instance,
+            Err(failure) => {
+                tracing::error!(route = target.route.display_prefix(), "{failure}");
+                if let Some(mut w) = writer.take() {
+                    w.fail(failure);
+                }
+                return;
+            }
+        };
+        let mut instance = instance;
+        instance.store.data_mut().begin(
+            input.take().unwrap_or_else(RequestBody::empty),
+            writer.take().expect("writer"),
+        );
+        let result =
+            tokio::time::timeout(target.route.timeout, run(&mut instance, call.vars)).await;
+        let Some(mut exchange) = instance.store.data_mut().end() else {
+            return;
+        };
+        let clean = matches!(result, Ok(Ok(())));
+        let failure = match result {
+            Ok(Ok(())) => exchange.response.finish().err(),
+            Ok(Err(failure)) => Some(failure),
+            Err(_elapsed) if exchange.input.waiting => Some(Failure::ClientTimeout),
+            Err(_elapsed) => Some(Failure::Timeout),
+        };
+        if let Some(failure) = failure {
+            // A broken or oversized request body explains the guest's failure better than
+            // the guest can: answer for the client's mistake.
+            let failure = match exchange.input.failure() {
+                Some(BodyFailure::Malformed)
+                    if !matches!(failure, Failure::Timeout | Failure::ClientTimeout) =>
+                {
+                    Failure::BodyMalformed
+                }
+                Some(BodyFailure::TooLarge) => Failure::BodyTooLarge,
+                _ => failure,
+            };
+            let route = target.route.display_prefix();
+            if failure.is_guest_fault() {
+                tracing::error!(
+                    route,
+                    headers_sent = exchange.response.headers_sent(),
+                    "{failure}"
+                );
+            } else {
+                tracing::debug!(route, "{failure}");
+            }
+            exchange.response.fail(failure);
+        }
+        if clean {
+            target.pool.put(instance);
+        }
+    });
+    outcome
+}
+
+/// `handle`, the body iteration, and `close()`.
+async fn run(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(), Failure> {
+    let Instance { store, app } = instance;
+    let id = store.data_mut().exchange_mut().id;
+    let table = store.data_mut().table();
+    let input = table.push(Input { exchange: id }).map_err(internal)?;
+    let start_response = table
+        .push(StartResponse { exchange: id })
+        .map_err(internal)?;
+    let environ = Environ { vars, input };
+    let body = match app
+        .cheroot_wsgi_application()
+        .call_handle(&mut *store, &environ, start_response)
+        .await
+    {
+        Err(trap) => return Err(Failure::trap(trap)),
+        Ok(Err(raised)) => return Err(Failure::Raised(raised)),
+        Ok(Ok(body)) => body,
+    };
+    let pumped = crate::body::pump(store, app, body).await;
+    if matches!(pumped, Err(Failure::Trap(_))) {
+        // A trapped instance cannot be entered again, not even to close its body.
+        return pumped;
+    }
+    // WSGI close(): always, whether the body ended, failed or the client left.
+    let closed = body
+        .resource_drop_async(&mut *store)
+        .await
+        .map_err(Failure::trap);
+    pumped.and(closed)
+}
+
+fn internal(e: impl std::fmt::Display) -> Failure {
+    Failure::Internal(e.to_string())
+}

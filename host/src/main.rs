@@ -1,0 +1,199 @@
+//! The `cheroot-wasm` command: `serve` a routes.toml, or `check` it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use cheroot_wasm::config::Config;
+use cheroot_wasm::{ServeOptions, Server};
+use clap::{Parser, Subcommand};
+
+/// Serve WSGI applications compiled to WebAssembly components, one sandbox per route.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile every route's component, then serve them.
+    Serve {
+        /// The routes file.
+        routes: PathBuf,
+        /// Listen on HOST:PORT (default: routes.toml's [server] bind, else 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// Run each route's `build` command first.
+        #[arg(long)]
+        build: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Check routes.toml and compile every component without serving.
+    Check {
+        /// The routes file.
+        routes: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// Cache compiled components here (default: $XDG_CACHE_HOME/cheroot-wasm or ~/.cache/cheroot-wasm).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component at every start.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(cheroot_wasm::engine::default_cache_dir)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            routes,
+            bind,
+            build,
+            cache,
+        } => {
+            let config = Config::load(&routes)?;
+            if build {
+                run_builds(&config)?;
+            }
+            let server = Server::bind(
+                config,
+                ServeOptions {
+                    bind,
+                    cache_dir: cache.dir(),
+                },
+            )
+            .await?;
+            println!("Listening on http://{}/", server.local_addr());
+            for (prefix, component) in server.routes() {
+                println!("  {prefix:<24} {}", component.display());
+            }
+            server.run(shutdown_signal()).await
+        }
+        Command::Check { routes, cache } => {
+            let config = Config::load(&routes)?;
+            let server = Server::bind(
+                config,
+                ServeOptions {
+                    bind: Some("127.0.0.1:0".into()),
+                    cache_dir: cache.dir(),
+                },
+            )
+            .await?;
+            println!("{}: ok", routes.display());
+            for (prefix, component) in server.routes() {
+                println!("  {prefix:<24} {}", component.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs every distinct `build` command, in routes.toml's directory.
+fn run_builds(config: &Config) -> anyhow::Result<()> {
+    let mut done: Vec<&str> = Vec::new();
+    for route in &config.routes {
+        let Some(command) = route.build.as_deref() else {
+            continue;
+        };
+        if done.contains(&command) {
+            continue;
+        }
+        done.push(command);
+        eprintln!("building route {}: {command}", route.display_prefix());
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir_or_dot(config.dir()))
+            .status()
+            .with_context(|| {
+                format!(
+                    "cannot run the build command of route {}",
+                    route.display_prefix()
+                )
+            })?;
+        if !status.success() {
+            bail!(
+                "{}: route {}: build command failed ({status}): {command}",
+                config.file.display(),
+                route.display_prefix()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn dir_or_dot(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,255 @@
+//! The server: start-up, the accept loop, the hyper service, graceful shutdown.
+//!
+//! Read top to bottom, this is one request's path: [`Server::bind`] compiles and prepares
+//! every route before listening (habit 1: fail before you listen); [`Server::run`] accepts
+//! connections and serves each with hyper-util's auto builder (HTTP/1.1 and h2c); [`serve`]
+//! checks the request ([`crate::protocol`]), routes it ([`crate::router`]), builds the
+//! environ ([`crate::environ`]) and hands it to the gateway ([`crate::gateway`]), then
+//! answers with the head the application sent or the status of what went wrong
+//! ([`crate::error`]). The service never fails: hyper only ever sees responses.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::body::ResponseBody;
+use crate::config::{Config, DEFAULT_BIND};
+use crate::environ::{self, Connection, Mount};
+use crate::error::Failure;
+use crate::gateway::{self, Call, Target};
+use crate::input::RequestBody;
+use crate::pool::Pool;
+use crate::router::Router;
+
+/// How long a client may take to send a request head (then the connection closes).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Start-up choices that are not in routes.toml.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Listen here instead of routes.toml's `[server] bind` (or the default).
+    pub bind: Option<String>,
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A server that has compiled its routes and is bound, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Arc<Router<Arc<Target>>>,
+}
+
+impl Server {
+    /// Compiles and prepares every route of `config`, then binds. Any bad route fails here,
+    /// naming routes.toml's line, before a single connection is accepted.
+    pub async fn bind(config: Config, options: ServeOptions) -> anyhow::Result<Server> {
+        config.check_components()?;
+        let engine = crate::engine::new_engine()?;
+        let linker = Arc::new(crate::engine::linker(&engine)?);
+        let mut targets = Vec::with_capacity(config.routes.len());
+        for route in config.routes {
+            let started = std::time::Instant::now();
+            let pre = crate::engine::load(
+                &engine,
+                &linker,
+                &route.component,
+                options.cache_dir.as_deref(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "{}: route {:?}: cannot load {}",
+                    route.component_at,
+                    route.display_prefix(),
+                    route.component.display()
+                )
+            })?;
+            tracing::debug!(route = route.display_prefix(), elapsed = ?started.elapsed(), "component ready");
+            let route = Arc::new(route);
+            let target = Arc::new(Target {
+                pool: Pool::new(pre, route.clone()),
+                route: route.clone(),
+            });
+            targets.push((route.prefix.clone(), target));
+        }
+        let router = Arc::new(Router::new(targets));
+
+        let bind = options
+            .bind
+            .or(config.server.bind)
+            .unwrap_or_else(|| DEFAULT_BIND.to_string());
+        let listener = listen(&bind).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            local_addr,
+            router,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// (prefix, component) of every route, longest prefix first.
+    pub fn routes(&self) -> Vec<(String, PathBuf)> {
+        self.router
+            .values()
+            .map(|t| {
+                (
+                    t.route.display_prefix().to_string(),
+                    t.route.component.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish for up to [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(DEFAULT_HEADER_READ_TIMEOUT)
+            // A client that sends its request and then shuts down its write side still
+            // gets the response (raw sockets and `nc -N` do this).
+            .half_close(true)
+            // `Content-Type`, not `content-type`: what cheroot and most servers send, and
+            // what naive HTTP/1 clients look for.
+            .title_case_headers(true)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, remote) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning or dying.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY");
+            }
+            let connection = Connection {
+                remote,
+                local: stream.local_addr().unwrap_or(self.local_addr),
+                scheme: "http",
+            };
+            let router = self.router.clone();
+            let service = service_fn(move |req| {
+                let router = router.clone();
+                async move { Ok::<_, Infallible>(serve(&router, connection, req).await) }
+            });
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%remote, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(DEFAULT_SHUTDOWN_TIMEOUT) => tracing::warn!("shutdown timeout: closing remaining connections"),
+        }
+        Ok(())
+    }
+}
+
+/// Binds the first address `bind` resolves to.
+async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(bind)
+        .await
+        .with_context(|| format!("cannot resolve bind address {bind:?} (expected HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:8080)"))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => {
+                last = Some(anyhow::Error::new(e).context(format!("cannot listen on {addr}")))
+            }
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => bail!("bind address {bind:?} resolved to nothing"),
+    }
+}
+
+/// One request, start to head.
+async fn serve(
+    router: &Router<Arc<Target>>,
+    connection: Connection,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    if let Err(failure) = crate::protocol::check(&parts) {
+        return failure.response();
+    }
+    let path = environ::decode_path(parts.uri.path());
+    let Some(matched) = router.route(&path) else {
+        return Failure::NotFound.response();
+    };
+    let target = matched.route.clone();
+    let mount = Mount {
+        script_name: matched.script_name,
+        path_info: matched.path_info,
+    };
+    let vars = environ::build(&parts, &connection, mount, target.pool.concurrency());
+    let call = Call {
+        vars,
+        input: RequestBody::new(body, None),
+        head_only: parts.method == Method::HEAD,
+    };
+    match gateway::spawn(target, call).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(failure)) => failure.response(),
+        Err(_) => Failure::Internal("the gateway task ended without an answer".into()).response(),
+    }
+}
+
+/// Convenience for tests and embedders: bind on `addr`, no compile cache.
+pub async fn bind_routes(
+    routes: &std::path::Path,
+    addr: &str,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<Server> {
+    let config = Config::load(routes)?;
+    Server::bind(
+        config,
+        ServeOptions {
+            bind: Some(addr.to_string()),
+            cache_dir,
+        },
+    )
+    .await
+}
