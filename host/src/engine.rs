@@ -75,6 +75,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// compiled before by an engine with the same settings.
 pub fn compile(engine: &Engine, file: &Path, cache: Option<&Path>) -> anyhow::Result<Component> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    check_is_component(&bytes)?;
     let Some(cache) = cache else {
         return Component::new(engine, &bytes).map_err(|e| anyhow!(e));
     };
@@ -96,6 +97,19 @@ pub fn compile(engine: &Engine, file: &Path, cache: Option<&Path>) -> anyhow::Re
         tracing::warn!(dir = %cache.display(), error = %e, "cannot write the compile cache; continuing without it");
     }
     Ok(component)
+}
+
+/// A clear word for the two common mistakes, before wasmtime's parser gets to them.
+fn check_is_component(bytes: &[u8]) -> anyhow::Result<()> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(anyhow!(
+            "this is a core WebAssembly module, not a component: build it with `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+        )),
+        _ => Err(anyhow!(
+            "this is not a WebAssembly component (no `\\0asm` header)"
+        )),
+    }
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {

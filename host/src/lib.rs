@@ -22,6 +22,7 @@ pub mod environ;
 pub mod error;
 pub mod gateway;
 pub mod input;
+pub mod output;
 pub mod pool;
 pub mod protocol;
 pub mod router;

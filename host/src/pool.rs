@@ -18,6 +18,7 @@ use crate::config::Route;
 use crate::environ::Concurrency;
 use crate::error::Failure;
 use crate::input::RequestBody;
+use crate::output::GuestOutput;
 use crate::start_response::ResponseWriter;
 
 /// Linear memory one instance may grow to.
@@ -139,10 +140,11 @@ impl Pool {
 }
 
 fn new_store(engine: &Engine, route: &Route) -> Store<HostState> {
+    let (stdout, stderr) = GuestOutput::pair(route.display_prefix());
     let mut wasi = WasiCtx::builder();
     wasi.envs(&route.env)
-        .inherit_stdout()
-        .inherit_stderr()
+        .stdout(stdout)
+        .stderr(stderr)
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);

@@ -149,7 +149,9 @@ impl ResponseWriter {
         };
         let short = !self.head_only
             && !head.no_content()
-            && head.content_length.is_some_and(|declared| self.written < declared);
+            && head
+                .content_length
+                .is_some_and(|declared| self.written < declared);
         if short {
             tracing::warn!(
                 declared = head.content_length,
@@ -192,7 +194,10 @@ impl ResponseWriter {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if !headers.contains_key(header::SERVER) {
-            headers.insert(header::SERVER, HeaderValue::from_static(crate::SERVER_SOFTWARE));
+            headers.insert(
+                header::SERVER,
+                HeaderValue::from_static(crate::SERVER_SOFTWARE),
+            );
         }
         let body = if self.head_only || head.no_content() {
             ResponseBody::full(None)
