@@ -16,6 +16,11 @@
 //! env = { GREETING = "hi" }        # the guest's whole environment (optional)
 //! build = "cargo build --release"  # run by `serve --build`, in this file's directory (optional)
 //! timeout = "30s"                  # wall-clock budget for one request (optional)
+//! instances = "warm"               # "warm": reuse instances; "fresh": one per request
+//! max-concurrency = 64             # instances running at once; more requests queue
+//! max-requests = 10000             # a warm instance is recycled after this many requests
+//! idle-timeout = "60s"             # idle warm instances are dropped after this long
+//! queue-timeout = "5s"             # how long a request may wait for an instance (then 503)
 //! ```
 
 use std::collections::BTreeMap;
@@ -31,6 +36,16 @@ use toml::Spanned;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `timeout` a route may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Instances of one route that may run at once.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// Requests a warm instance serves before it is replaced (like gunicorn's `max_requests`).
+pub const DEFAULT_MAX_REQUESTS: u64 = 10_000;
+/// How long an idle warm instance is kept.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request may wait for a free instance before it gets 503.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Requests that may wait for an instance of one route; more get 503 at once.
+pub const DEFAULT_MAX_QUEUE: usize = 1024;
 /// Where the server listens when neither routes.toml nor `--bind` says: loopback only, so a
 /// first run never exposes a tenant's application to the network by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -66,8 +81,29 @@ pub struct Route {
     pub build: Option<String>,
     /// Wall-clock budget for one request.
     pub timeout: Duration,
+    /// Reuse instances across requests, or make one per request.
+    pub instances: InstanceModel,
+    /// Instances that may run at once.
+    pub max_concurrency: usize,
+    /// Requests one warm instance serves before it is replaced.
+    pub max_requests: u64,
+    /// How long an idle warm instance is kept.
+    pub idle_timeout: Duration,
+    /// How long a request may wait for a free instance.
+    pub queue_timeout: Duration,
     /// Where the route's `component` key stands, for errors found after parsing.
     pub component_at: Location,
+}
+
+/// How a route's instances live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceModel {
+    /// An instance serves request after request (WSGI's usual model: the application object
+    /// lives across requests); one that failed is replaced.
+    Warm,
+    /// Every request gets a new instance, so nothing carries over (`wsgi.run_once`).
+    Fresh,
 }
 
 impl Route {
@@ -152,6 +188,11 @@ struct RawRoute {
     env: Option<Spanned<BTreeMap<String, String>>>,
     build: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    instances: Option<InstanceModel>,
+    max_concurrency: Option<Spanned<i64>>,
+    max_requests: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<String>>,
+    queue_timeout: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -241,18 +282,60 @@ impl Config {
                 env.push((k, v));
             }
 
-            let timeout = match route.timeout {
-                None => DEFAULT_TIMEOUT,
+            let duration = |value: Option<Spanned<String>>,
+                            key: &'static str,
+                            default: Duration| {
+                match value {
+                None => Ok(default),
                 Some(t) => parse_duration(t.get_ref())
                     .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT)
                     .ok_or_else(|| {
                         invalid(
                             locate(t.span()),
-                            "route.timeout",
+                            key,
                             format!("{:?} is not a duration between 1ms and 24h; write e.g. \"30s\", \"500ms\" or \"2m\"", t.get_ref()),
                         )
-                    })?,
+                    }),
+            }
             };
+            let count = |value: Option<Spanned<i64>>, key: &'static str, default: u64, max: u64| {
+                match value {
+                    None => Ok(default),
+                    Some(n) => u64::try_from(*n.get_ref())
+                        .ok()
+                        .filter(|v| (1..=max).contains(v))
+                        .ok_or_else(|| {
+                            invalid(
+                                locate(n.span()),
+                                key,
+                                format!("must be a whole number from 1 to {max}"),
+                            )
+                        }),
+                }
+            };
+            let timeout = duration(route.timeout, "route.timeout", DEFAULT_TIMEOUT)?;
+            let idle_timeout = duration(
+                route.idle_timeout,
+                "route.idle-timeout",
+                DEFAULT_IDLE_TIMEOUT,
+            )?;
+            let queue_timeout = duration(
+                route.queue_timeout,
+                "route.queue-timeout",
+                DEFAULT_QUEUE_TIMEOUT,
+            )?;
+            let max_concurrency = count(
+                route.max_concurrency,
+                "route.max-concurrency",
+                DEFAULT_MAX_CONCURRENCY as u64,
+                100_000,
+            )? as usize;
+            let max_requests = count(
+                route.max_requests,
+                "route.max-requests",
+                DEFAULT_MAX_REQUESTS,
+                u64::MAX >> 1,
+            )?;
 
             routes.push(Route {
                 prefix,
@@ -260,6 +343,11 @@ impl Config {
                 env,
                 build: route.build.map(Spanned::into_inner),
                 timeout,
+                instances: route.instances.unwrap_or(InstanceModel::Warm),
+                max_concurrency,
+                max_requests,
+                idle_timeout,
+                queue_timeout,
                 component_at,
             });
         }
@@ -374,6 +462,8 @@ mod tests {
         assert_eq!(c.routes[1].display_prefix(), "/");
         assert_eq!(c.routes[1].component, Path::new("/abs/r.wasm"));
         assert_eq!(c.routes[1].timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.routes[1].instances, InstanceModel::Warm);
+        assert_eq!(c.routes[1].max_concurrency, DEFAULT_MAX_CONCURRENCY);
     }
 
     #[test]

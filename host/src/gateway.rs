@@ -42,8 +42,8 @@ pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
     tokio::spawn(async move {
         let mut writer = Some(writer);
         let mut input = Some(call.input);
-        let instance = match target.pool.get().await {
-            Ok(instance) => instance,
+        let lease = match target.pool.get().await {
+            Ok(lease) => lease,
             Err(failure) => {
                 tracing::error!(route = target.route.display_prefix(), "{failure}");
                 if let Some(mut w) = writer.take() {
@@ -52,17 +52,23 @@ pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
                 return;
             }
         };
-        let mut instance = instance;
+        let mut lease = lease;
+        let instance = &mut lease.instance;
         instance.store.data_mut().begin(
             input.take().unwrap_or_else(RequestBody::empty),
             writer.take().expect("writer"),
         );
-        let result =
-            tokio::time::timeout(target.route.timeout, run(&mut instance, call.vars)).await;
+        let result = tokio::time::timeout(target.route.timeout, run(instance, call.vars)).await;
         let Some(mut exchange) = instance.store.data_mut().end() else {
             return;
         };
-        let clean = matches!(result, Ok(Ok(())));
+        // The guest returned control normally (even with an exception or to a vanished
+        // client): its instance is sound. A trap or a cut-off call leaves it unusable.
+        let reusable = match &result {
+            Ok(Ok(())) => true,
+            Ok(Err(failure)) => !matches!(failure, Failure::Trap(_) | Failure::Internal(_)),
+            Err(_elapsed) => false,
+        };
         let failure = match result {
             Ok(Ok(())) => exchange.response.finish().err(),
             Ok(Err(failure)) => Some(failure),
@@ -93,16 +99,14 @@ pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
             }
             exchange.response.fail(failure);
         }
-        if clean {
-            target.pool.put(instance);
-        }
+        target.pool.put(lease, reusable);
     });
     outcome
 }
 
 /// `handle`, the body iteration, and `close()`.
 async fn run(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(), Failure> {
-    let Instance { store, app } = instance;
+    let Instance { store, app, .. } = instance;
     let id = store.data_mut().exchange_mut().id;
     let table = store.data_mut().table();
     let input = table.push(Input { exchange: id }).map_err(internal)?;

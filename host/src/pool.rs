@@ -1,20 +1,23 @@
 //! Instances of a route's component, and the per-store host state they run with.
 //!
 //! Owns [`HostState`] (the `T` of every `Store<T>`: resource table, WASI context, limits,
-//! and the current [`Exchange`]) and [`Pool`], which hands out instances. Today every
-//! request gets a fresh instance from the route's pre-instantiated component (WSGI
-//! `run_once`); warm reuse will slot in behind the same `get`/`put`. Each exchange has a
-//! number, and the `input` and `start-response` handles carry it, so a handle that a guest
+//! and the current [`Exchange`]) and [`Pool`], which lends instances to requests: warm ones
+//! are reused request after request (WSGI's model: the application object lives on), fresh
+//! ones serve one request. Each exchange has a number, and the `input` and `start-response` handles carry it, so a handle that a guest
 //! keeps past its request can never touch another request's data.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{App, AppPre, WsgiError};
-use crate::config::Route;
+use crate::config::{DEFAULT_MAX_QUEUE, InstanceModel, Route};
 use crate::environ::Concurrency;
 use crate::error::Failure;
 use crate::input::RequestBody;
@@ -99,18 +102,67 @@ pub struct Instance {
     pub store: Store<HostState>,
     /// Its exports.
     pub app: App,
+    /// Requests it has served.
+    served: u64,
 }
 
-/// The instances of one route.
+/// An instance lent to one request, with the route's concurrency permit.
+pub struct Lease {
+    /// The instance.
+    pub instance: Instance,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The instances of one route: at most `max-concurrency` running, warm ones kept idle for
+/// reuse, requests beyond the limit queued (bounded in length and time), never refused
+/// outright while a slot may free up soon.
 pub struct Pool {
     pre: AppPre<HostState>,
     route: Arc<Route>,
+    permits: Arc<Semaphore>,
+    queued: AtomicUsize,
+    idle: Arc<Mutex<Vec<Idle>>>,
+}
+
+struct Idle {
+    instance: Instance,
+    since: Instant,
 }
 
 impl Pool {
-    /// A pool over a prepared component.
+    /// A pool over a prepared component. Warm pools start a task that drops instances
+    /// idle for longer than the route's `idle-timeout`; it ends with the pool.
     pub fn new(pre: AppPre<HostState>, route: Arc<Route>) -> Self {
-        Pool { pre, route }
+        let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
+        if route.instances == InstanceModel::Warm {
+            let weak = Arc::downgrade(&idle);
+            let every =
+                (route.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+            let timeout = route.idle_timeout;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(idle) = weak.upgrade() else { return };
+                    // Oldest first: the list is a stack, most recently used on top.
+                    let stale: Vec<Idle> = {
+                        let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+                        let keep_from = idle
+                            .iter()
+                            .position(|i| i.since.elapsed() < timeout)
+                            .unwrap_or(idle.len());
+                        idle.drain(..keep_from).collect()
+                    };
+                    drop(stale);
+                }
+            });
+        }
+        Pool {
+            pre,
+            permits: Arc::new(Semaphore::new(route.max_concurrency)),
+            route,
+            queued: AtomicUsize::new(0),
+            idle,
+        }
     }
 
     /// What the environ's wsgi.multithread/multiprocess/run_once say about this pool.
@@ -118,24 +170,90 @@ impl Pool {
         Concurrency {
             multithread: false,
             multiprocess: true,
-            run_once: true,
+            run_once: self.route.instances == InstanceModel::Fresh,
         }
     }
 
-    /// An instance ready for one request.
-    pub async fn get(&self) -> Result<Instance, Failure> {
+    /// An instance for one request: waits (up to `queue-timeout`, in a queue of at most
+    /// [`DEFAULT_MAX_QUEUE`]) while `max-concurrency` instances are busy.
+    pub async fn get(&self) -> Result<Lease, Failure> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.queued.fetch_add(1, Ordering::AcqRel) >= DEFAULT_MAX_QUEUE {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    return Err(Failure::Unavailable(
+                        "the route's request queue is full".into(),
+                    ));
+                }
+                let waited = tokio::time::timeout(
+                    self.route.queue_timeout,
+                    self.permits.clone().acquire_owned(),
+                )
+                .await;
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        return Err(Failure::Unavailable(format!(
+                            "all {} instances stayed busy for {:?}",
+                            self.route.max_concurrency, self.route.queue_timeout
+                        )));
+                    }
+                }
+            }
+        };
+        let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let instance = match warm {
+            Some(idle) => idle.instance,
+            None => self.instantiate().await?,
+        };
+        Ok(Lease {
+            instance,
+            _permit: permit,
+        })
+    }
+
+    async fn instantiate(&self) -> Result<Instance, Failure> {
         let mut store = new_store(self.pre.engine(), &self.route);
         let app = self
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| Failure::Internal(format!("instantiating: {e:?}")))?;
-        Ok(Instance { store, app })
+        Ok(Instance {
+            store,
+            app,
+            served: 0,
+        })
     }
 
-    /// Returns an instance after a request that completed cleanly.
-    pub fn put(&self, instance: Instance) {
-        drop(instance);
+    /// Takes an instance back after a request. Only an instance whose request `completed`
+    /// cleanly is reused (one that trapped, timed out or was cut off mid-call may hold broken
+    /// state), and only in a warm pool, and only up to `max-requests`.
+    pub fn put(&self, lease: Lease, completed: bool) {
+        let Lease {
+            mut instance,
+            _permit,
+        } = lease;
+        instance.served += 1;
+        if completed
+            && self.route.instances == InstanceModel::Warm
+            && instance.served < self.route.max_requests
+        {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Idle {
+                    instance,
+                    since: Instant::now(),
+                });
+        }
+    }
+
+    /// Instances idle right now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
