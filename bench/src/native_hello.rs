@@ -15,11 +15,17 @@ use hyper_util::server::conn::auto;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("Listening on http://{}/", listener.local_addr()?);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).half_close(true).title_case_headers(true);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .half_close(true)
+        .title_case_headers(true);
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
@@ -32,7 +38,9 @@ async fn main() -> std::io::Result<()> {
                 headers.insert("server", "native-hyper".parse().expect("static"));
                 Ok::<_, Infallible>(response)
             });
-            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }

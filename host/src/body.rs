@@ -31,6 +31,8 @@ pub struct BodyAborted;
 pub struct ResponseBody {
     first: Option<Bytes>,
     stream: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)>,
+    /// The body is to abort; one poll was given to hyper to flush what came before.
+    aborting: bool,
 }
 
 impl ResponseBody {
@@ -39,6 +41,7 @@ impl ResponseBody {
         ResponseBody {
             first: data.filter(|d| !d.is_empty()),
             stream: None,
+            aborting: false,
         }
     }
 
@@ -52,6 +55,7 @@ impl ResponseBody {
         ResponseBody {
             first: first.filter(|d| !d.is_empty()),
             stream: Some((rx, complete)),
+            aborting: false,
         }
     }
 }
@@ -67,26 +71,34 @@ impl Body for ResponseBody {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
+        if self.aborting {
+            self.aborting = false;
+            return Poll::Ready(Some(Err(BodyAborted)));
+        }
         let Some((rx, complete)) = self.stream.as_mut() else {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
             Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-            Poll::Ready(None) => {
-                let complete = complete.load(Ordering::Acquire);
+            Poll::Ready(None) if complete.load(Ordering::Acquire) => {
                 self.stream = None;
-                Poll::Ready(if complete {
-                    None
-                } else {
-                    Some(Err(BodyAborted))
-                })
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => {
+                // hyper drops its unflushed output when a body fails: yield once first, so
+                // what was already produced (the head, earlier chunks) reaches the client
+                // before the connection is cut.
+                self.stream = None;
+                self.aborting = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.first.is_none() && self.stream.is_none()
+        self.first.is_none() && self.stream.is_none() && !self.aborting
     }
 
     fn size_hint(&self) -> SizeHint {

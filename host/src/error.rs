@@ -66,9 +66,14 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// A trap from wasmtime, with its cause chain (wasm backtrace included when available).
+    /// A trap from wasmtime: the trap itself first, then the wasm backtrace when there is one.
     pub fn trap(error: wasmtime::Error) -> Failure {
-        Failure::Trap(format!("{error:?}"))
+        let root = error.root_cause().to_string();
+        let backtrace = error
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .map(|b| format!("\n{b}"))
+            .unwrap_or_default();
+        Failure::Trap(format!("{root}{backtrace}"))
     }
 
     /// The status the client sees.

@@ -26,6 +26,8 @@ pub struct Call {
     pub input: RequestBody,
     /// HEAD: the application runs, no body bytes are sent.
     pub head_only: bool,
+    /// Closes the connection after this response, when the response cannot be trusted.
+    pub close: Arc<tokio::sync::Notify>,
 }
 
 /// A route as the gateway sees it: its pool and budget.
@@ -38,7 +40,7 @@ pub struct Target {
 
 /// Runs `call` on its own task; the receiver resolves with the response head or a failure.
 pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
-    let (writer, outcome) = ResponseWriter::new(call.head_only);
+    let (writer, outcome) = ResponseWriter::new(call.head_only, call.close);
     tokio::spawn(async move {
         let mut writer = Some(writer);
         let mut input = Some(call.input);

@@ -21,8 +21,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use crate::body::ResponseBody;
 use crate::config::{Config, DEFAULT_BIND};
@@ -136,9 +137,14 @@ impl Server {
             .title_case_headers(true)
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new());
-        let graceful = GracefulShutdown::new();
+        // Connections watch `stopping` (server shutdown) and their own `close` handle (a
+        // response that must be the connection's last); either makes hyper finish the
+        // response in flight and then close, instead of cutting it off.
+        let (stopping_tx, stopping) = watch::channel(false);
+        let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
+            while connections.try_join_next().is_some() {}
             let (stream, remote) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -159,26 +165,47 @@ impl Server {
                 local: stream.local_addr().unwrap_or(self.local_addr),
                 scheme: "http",
             };
+            let close = Arc::new(Notify::new());
             let router = self.router.clone();
+            let close_handle = close.clone();
             let service = service_fn(move |req| {
                 let router = router.clone();
-                async move { Ok::<_, Infallible>(serve(&router, connection, req).await) }
+                let close = close_handle.clone();
+                async move { Ok::<_, Infallible>(serve(&router, connection, close, req).await) }
             });
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
+            let builder = builder.clone();
+            let mut stopping = stopping.clone();
+            connections.spawn(async move {
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let mut conn = std::pin::pin!(conn);
+                let result = tokio::select! {
+                    // A close request must win over the connection's own progress, or hyper
+                    // could start on a pipelined request first.
+                    biased;
+                    () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                    () = close.notified() => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                    result = conn.as_mut() => result,
+                };
+                if let Err(e) = result {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");
                 }
             });
         }
         drop(self.listener);
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
-            () = tokio::time::sleep(DEFAULT_SHUTDOWN_TIMEOUT) => tracing::warn!("shutdown timeout: closing remaining connections"),
+        let _ = stopping_tx.send(true);
+        let drained = tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, async {
+            while connections.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!("shutdown timeout: closing the remaining connections");
+            connections.shutdown().await;
         }
         Ok(())
     }
@@ -209,6 +236,7 @@ async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
 async fn serve(
     router: &Router<Arc<Target>>,
     connection: Connection,
+    close: Arc<Notify>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
@@ -229,6 +257,7 @@ async fn serve(
         vars,
         input: RequestBody::new(body, None),
         head_only: parts.method == Method::HEAD,
+        close,
     };
     match gateway::spawn(target, call).await {
         Ok(Ok(response)) => response,

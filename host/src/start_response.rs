@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::bindings::WsgiError;
 use crate::body::ResponseBody;
@@ -54,12 +54,14 @@ pub struct ResponseWriter {
     complete: Arc<AtomicBool>,
     sent: bool,
     written: u64,
+    /// Makes the connection close once the response in flight is complete.
+    close: Arc<Notify>,
 }
 
 impl ResponseWriter {
     /// A writer for a request; `head_only` for HEAD. The receiver resolves when the head is
     /// sent, or with the failure if it never will be.
-    pub fn new(head_only: bool) -> (Self, oneshot::Receiver<Outcome>) {
+    pub fn new(head_only: bool, close: Arc<Notify>) -> (Self, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         let writer = ResponseWriter {
             head_only,
@@ -69,6 +71,7 @@ impl ResponseWriter {
             complete: Arc::new(AtomicBool::new(false)),
             sent: false,
             written: 0,
+            close,
         };
         (writer, rx)
     }
@@ -123,6 +126,12 @@ impl ResponseWriter {
             }
         }
         self.written += data.len() as u64;
+        if exceeded {
+            // The connection must close after this response, since this application's
+            // framing cannot be trusted; say so before the last bytes go, so that hyper
+            // never starts on a pipelined request behind it.
+            self.close.notify_one();
+        }
         if !self.sent {
             // Too much already in the first chunk: say so in the head, since the
             // connection cannot be reused after a body the application could not frame.
@@ -134,8 +143,8 @@ impl ResponseWriter {
             tx.send(data).await.map_err(|_| WsgiError::Disconnected)?;
         }
         if exceeded {
-            // The client got exactly the declared length; the rest is dropped, and the body
-            // ends without `complete`, which closes the connection.
+            // The client got exactly the declared length; the rest is dropped.
+            self.complete.store(true, Ordering::Release);
             self.body = None;
             return Err(WsgiError::BodyExceedsContentLength);
         }
@@ -493,7 +502,7 @@ mod tests {
 
     #[test]
     fn start_response_protocol() {
-        let (mut w, _rx) = ResponseWriter::new(false);
+        let (mut w, _rx) = ResponseWriter::new(false, Arc::default());
         assert!(matches!(w.start("200 OK", vec![], None), Ok(())));
         assert!(matches!(
             w.start("200 OK", vec![], None),
