@@ -98,11 +98,13 @@ impl Failure {
     }
 
     /// Whether the connection must close after the answer: its framing can no longer be
-    /// trusted (RFC 9112 §9.6), or the client is being pushed back.
+    /// trusted (RFC 9112 §9.6), or what follows was never meant as HTTP (the bytes after a
+    /// CONNECT are tunnel data).
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
             Failure::BadRequest(_)
+                | Failure::MethodNotAllowed
                 | Failure::BodyMalformed
                 | Failure::BodyTooLarge
                 | Failure::ClientTimeout

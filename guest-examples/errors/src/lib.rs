@@ -17,6 +17,8 @@
 //! | `exc-info-after-send` | tries exc-info after sending, gets `already-started`, re-raises |
 //! | `err-after-headers` | yields `partial`, then raises |
 //! | `write-before-start` | `write` before `start_response` |
+//! | `sleep/<ms>` | sleeps, then answers 200 (to meet a route's `timeout`) |
+//! | `loop` | spins forever without yielding (only the host's epoch interruption stops it) |
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
 //!
 //! Like a framework, it turns a host error into a 500 page with `X-Wsgi-Error: <variant>`,
@@ -250,6 +252,17 @@ impl Guest for Errors {
                 &[h("X-Latin1", "caf\u{e9}")],
                 &[b"ok"],
             ),
+            "/loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            sleep if sleep.starts_with("/sleep/") => {
+                let ms = sleep["/sleep/".len()..].parse().unwrap_or(0);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                respond(start_response, "200 OK", &text, &[b"slept\n"])
+            }
             other => match other
                 .strip_prefix("/status/")
                 .and_then(|c| c.parse::<u16>().ok())

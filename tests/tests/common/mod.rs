@@ -1,6 +1,7 @@
 //! The harness: a real cheroot-wasm server on 127.0.0.1:0, and clients that speak raw bytes.
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test file uses a different part of the harness"
 )]
 
