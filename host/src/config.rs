@@ -1,19 +1,23 @@
 //! routes.toml → a validated, typed [`Config`].
 //!
 //! Owns parsing and every check that can be made without compiling a component: unknown
-//! keys, bad prefixes, duplicate paths, bad durations, missing component files. Each error
-//! names the file, the line and column, and the key, and says how to fix it — the server
-//! refuses to start rather than answer 500 later. It does not compile anything ([`crate::engine`])
-//! nor decide how requests are matched ([`crate::router`]).
+//! keys, bad prefixes, duplicate paths, bad durations and sizes, missing component files and
+//! directories. Each error names the file, the line and column, and the key, and says how to
+//! fix it — the server refuses to start rather than answer 500 later. It does not compile
+//! anything ([`crate::engine`]) nor decide how requests are matched ([`crate::router`]).
 //!
 //! ```toml
 //! [server]
 //! bind = "127.0.0.1:8080"          # optional; --bind overrides it
 //!
+//! [defaults]                       # limits for every route that does not set its own
+//! timeout = "10s"
+//!
 //! [[route]]
 //! path = "/blog"                   # prefix: matches /blog and /blog/..., not /blogger
 //! component = "blog.wasm"          # relative to this file
 //! env = { GREETING = "hi" }        # the guest's whole environment (optional)
+//! dirs = { "/static" = "public" }  # read-only host directories, guest path = host path
 //! build = "cargo build --release"  # run by `serve --build`, in this file's directory (optional)
 //! timeout = "30s"                  # wall-clock budget for one request (optional)
 //! instances = "warm"               # "warm": reuse instances; "fresh": one per request
@@ -21,6 +25,8 @@
 //! max-requests = 10000             # a warm instance is recycled after this many requests
 //! idle-timeout = "60s"             # idle warm instances are dropped after this long
 //! queue-timeout = "5s"             # how long a request may wait for an instance (then 503)
+//! max-request-body = "10MiB"       # larger request bodies get 413 (default: no limit)
+//! memory = "128MiB"                # linear memory one instance may grow to
 //! ```
 
 use std::collections::BTreeMap;
@@ -36,8 +42,14 @@ use toml::Spanned;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `timeout` a route may ask for.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Linear memory one instance may grow to when the route names no `memory`.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// The most `memory` a route may ask for (a wasm32 memory cannot exceed 4 GiB).
+pub const MAX_MEMORY: u64 = 4 << 30;
 /// Instances of one route that may run at once.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// The most `max-concurrency` a route may ask for.
+pub const MAX_CONCURRENCY: u64 = 100_000;
 /// Requests a warm instance serves before it is replaced (like gunicorn's `max_requests`).
 pub const DEFAULT_MAX_REQUESTS: u64 = 10_000;
 /// How long an idle warm instance is kept.
@@ -77,8 +89,21 @@ pub struct Route {
     pub component: PathBuf,
     /// The guest's environment variables: exactly these, nothing inherited.
     pub env: Vec<(String, String)>,
+    /// Read-only directories: (guest path, host directory resolved against routes.toml).
+    pub dirs: Vec<(String, PathBuf)>,
+    /// Where the route's `dirs` key stands, if it has one.
+    pub dirs_at: Option<Location>,
     /// A shell command that builds the component, run by `serve --build`.
     pub build: Option<String>,
+    /// What one request and the route as a whole may take.
+    pub limits: Limits,
+    /// Where the route's `component` key stands, for errors found after parsing.
+    pub component_at: Location,
+}
+
+/// A route's sandbox limits: its own keys, else `[defaults]`, else the `DEFAULT_*` constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
     /// Wall-clock budget for one request.
     pub timeout: Duration,
     /// Reuse instances across requests, or make one per request.
@@ -91,8 +116,59 @@ pub struct Route {
     pub idle_timeout: Duration,
     /// How long a request may wait for a free instance.
     pub queue_timeout: Duration,
-    /// Where the route's `component` key stands, for errors found after parsing.
-    pub component_at: Location,
+    /// The largest request body accepted, if limited.
+    pub max_request_body: Option<u64>,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: DEFAULT_TIMEOUT,
+            instances: InstanceModel::Warm,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            max_request_body: None,
+            memory: DEFAULT_MEMORY,
+        }
+    }
+}
+
+impl fmt::Display for Limits {
+    /// One line, in routes.toml's words, as `check` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let instances = match self.instances {
+            InstanceModel::Warm => "warm",
+            InstanceModel::Fresh => "fresh",
+        };
+        write!(
+            f,
+            "instances={instances} max-concurrency={} queue-timeout={:?} timeout={:?} max-requests={} idle-timeout={:?} memory={}",
+            self.max_concurrency,
+            self.queue_timeout,
+            self.timeout,
+            self.max_requests,
+            self.idle_timeout,
+            show_size(self.memory),
+        )?;
+        match self.max_request_body {
+            Some(n) => write!(f, " max-request-body={}", show_size(n)),
+            None => write!(f, " max-request-body=unlimited"),
+        }
+    }
+}
+
+/// Bytes in the largest binary unit that divides them.
+fn show_size(n: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
 }
 
 /// How a route's instances live.
@@ -159,7 +235,7 @@ pub enum ConfigError {
         /// Where.
         at: Location,
         /// Which key, e.g. `route.path`.
-        key: &'static str,
+        key: String,
         /// Why, and how to fix it.
         message: String,
     },
@@ -171,6 +247,8 @@ struct RawFile {
     #[serde(default)]
     server: Option<RawServer>,
     #[serde(default)]
+    defaults: Option<RawRoute>,
+    #[serde(default)]
     route: Vec<Spanned<RawRoute>>,
 }
 
@@ -180,12 +258,15 @@ struct RawServer {
     bind: Option<Spanned<String>>,
 }
 
+/// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
+/// the two can never disagree on a key's name or type.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRoute {
-    path: Spanned<String>,
-    component: Spanned<String>,
+    path: Option<Spanned<String>>,
+    component: Option<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, String>>>,
+    dirs: Option<Spanned<BTreeMap<String, String>>>,
     build: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     instances: Option<InstanceModel>,
@@ -193,6 +274,160 @@ struct RawRoute {
     max_requests: Option<Spanned<i64>>,
     idle_timeout: Option<Spanned<String>>,
     queue_timeout: Option<Spanned<String>>,
+    max_request_body: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+}
+
+/// Turns spans into [`Location`]s and reports bad values, for one file.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        location(self.file, self.text, span.start)
+    }
+
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: String,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(t) = value else { return Ok(default) };
+        parse_duration(t.get_ref())
+            .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT)
+            .ok_or_else(|| {
+                invalid(
+                    self.at(t.span()),
+                    key,
+                    format!("{:?} is not a duration between 1ms and 24h; write e.g. \"30s\", \"500ms\" or \"2m\"", t.get_ref()),
+                )
+            })
+    }
+
+    fn count(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: String,
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(n) = value else { return Ok(default) };
+        u64::try_from(*n.get_ref())
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(|| {
+                invalid(
+                    self.at(n.span()),
+                    key,
+                    format!("must be a whole number from 1 to {max}"),
+                )
+            })
+    }
+
+    fn size(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: String,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(size) = value else { return Ok(None) };
+        parse_size(size.get_ref())
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    self.at(size.span()),
+                    key,
+                    format!(
+                        "{:?} is not a size from {} to {}; write e.g. \"64MiB\", \"512KiB\" or \"1000000\" (bytes)",
+                        size.get_ref(),
+                        show_size(*range.start()),
+                        show_size(*range.end())
+                    ),
+                )
+            })
+    }
+
+    /// The limits `raw` sets, each falling back to `base`; `table` names keys in errors.
+    fn limits(&self, raw: &RawRoute, table: &str, base: &Limits) -> Result<Limits, ConfigError> {
+        let key = |name: &str| format!("{table}.{name}");
+        Ok(Limits {
+            timeout: self.duration(&raw.timeout, key("timeout"), base.timeout)?,
+            instances: raw.instances.unwrap_or(base.instances),
+            max_concurrency: self.count(
+                &raw.max_concurrency,
+                key("max-concurrency"),
+                base.max_concurrency as u64,
+                MAX_CONCURRENCY,
+            )? as usize,
+            max_requests: self.count(
+                &raw.max_requests,
+                key("max-requests"),
+                base.max_requests,
+                u64::MAX >> 1,
+            )?,
+            idle_timeout: self.duration(
+                &raw.idle_timeout,
+                key("idle-timeout"),
+                base.idle_timeout,
+            )?,
+            queue_timeout: self.duration(
+                &raw.queue_timeout,
+                key("queue-timeout"),
+                base.queue_timeout,
+            )?,
+            max_request_body: self
+                .size(&raw.max_request_body, key("max-request-body"), 0..=u64::MAX)?
+                .or(base.max_request_body),
+            memory: self
+                .size(&raw.memory, key("memory"), 1 << 16..=MAX_MEMORY)?
+                .unwrap_or(base.memory),
+        })
+    }
+
+    /// `[defaults]` holds limits only: what a route is (path, component, ...) is its own.
+    fn defaults(&self, raw: Option<RawRoute>) -> Result<Limits, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Limits::default());
+        };
+        let per_route = [
+            ("path", raw.path.as_ref().map(Spanned::span)),
+            ("component", raw.component.as_ref().map(Spanned::span)),
+            ("env", raw.env.as_ref().map(Spanned::span)),
+            ("dirs", raw.dirs.as_ref().map(Spanned::span)),
+            ("build", raw.build.as_ref().map(Spanned::span)),
+        ];
+        if let Some((name, Some(span))) = per_route.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(invalid(
+                self.at(span),
+                format!("defaults.{name}"),
+                "[defaults] holds limits only (timeout, memory, max-concurrency, ...); set this in each [[route]]",
+            ));
+        }
+        self.limits(&raw, "defaults", &Limits::default())
+    }
+
+    /// A `(name, value)` table of strings, each pair checked by `check`.
+    fn pairs(
+        &self,
+        table: Option<Spanned<BTreeMap<String, String>>>,
+        key: &str,
+        check: impl Fn(&str, &str) -> Result<(), String>,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(table) = table else {
+            return Ok(Vec::new());
+        };
+        let at = self.at(table.span());
+        let mut pairs = Vec::new();
+        for (k, v) in table.into_inner() {
+            check(&k, &v).map_err(|message| invalid(at.clone(), key.to_string(), message))?;
+            pairs.push((k, v));
+        }
+        Ok(pairs)
+    }
 }
 
 impl Config {
@@ -208,9 +443,9 @@ impl Config {
 
     /// Parses routes.toml text; `file` names it in errors and anchors relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let locate = |span: Range<usize>| location(file, text, span.start);
+        let checker = Checker { file, text };
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            at: locate(e.span().unwrap_or(0..0)),
+            at: checker.at(e.span().unwrap_or(0..0)),
             message: e.message().trim_end().to_string(),
         })?;
         let base = file.parent().unwrap_or(Path::new("."));
@@ -219,135 +454,100 @@ impl Config {
         if let Some(bind) = raw.server.and_then(|s| s.bind) {
             if bind.get_ref().trim().is_empty() {
                 return Err(invalid(
-                    locate(bind.span()),
-                    "server.bind",
+                    checker.at(bind.span()),
+                    "server.bind".into(),
                     "must not be empty; e.g. \"127.0.0.1:8080\"",
                 ));
             }
             server.bind = Some(bind.into_inner());
         }
+        let defaults = checker.defaults(raw.defaults)?;
 
         if raw.route.is_empty() {
-            return Err(ConfigError::Invalid {
-                at: locate(0..0),
-                key: "route",
-                message: "no routes: add at least one [[route]] with `path` and `component`".into(),
-            });
+            return Err(invalid(
+                checker.at(0..0),
+                "route".into(),
+                "no routes: add at least one [[route]] with `path` and `component`",
+            ));
         }
 
         let mut routes: Vec<Route> = Vec::with_capacity(raw.route.len());
         let mut seen: BTreeMap<String, Location> = BTreeMap::new();
         for spanned in raw.route {
+            let route_at = checker.at(spanned.span());
             let route = spanned.into_inner();
-            let path_at = locate(route.path.span());
-            let prefix = normalise_prefix(route.path.get_ref())
-                .map_err(|message| invalid(path_at.clone(), "route.path", message))?;
+            let required = |value: &Option<Spanned<String>>, name: &str| {
+                value.clone().ok_or_else(|| {
+                    invalid(
+                        route_at.clone(),
+                        format!("route.{name}"),
+                        "missing: every [[route]] needs a `path` and a `component`",
+                    )
+                })
+            };
+            let path = required(&route.path, "path")?;
+            let component = required(&route.component, "component")?;
+
+            let path_at = checker.at(path.span());
+            let prefix = normalise_prefix(path.get_ref())
+                .map_err(|message| invalid(path_at.clone(), "route.path".into(), message))?;
             if let Some(first) = seen.get(&prefix) {
                 return Err(invalid(
                     path_at,
-                    "route.path",
+                    "route.path".into(),
                     format!(
                         "duplicate path {:?}: line {} already mounts a route there",
-                        route.path.get_ref(),
+                        path.get_ref(),
                         first.line
                     ),
                 ));
             }
             seen.insert(prefix.clone(), path_at);
 
-            let component_at = locate(route.component.span());
-            if route.component.get_ref().trim().is_empty() {
+            let component_at = checker.at(component.span());
+            if component.get_ref().trim().is_empty() {
                 return Err(invalid(
                     component_at,
-                    "route.component",
+                    "route.component".into(),
                     "must name a .wasm component file",
                 ));
             }
-            let component = base.join(route.component.get_ref());
 
-            let mut env = Vec::new();
-            for (env_at, (k, v)) in route.env.into_iter().flat_map(|e| {
-                let at = locate(e.span());
-                e.into_inner().into_iter().map(move |kv| (at.clone(), kv))
-            }) {
+            let limits = checker.limits(&route, "route", &defaults)?;
+            let env = checker.pairs(route.env, "route.env", |k, v| {
                 if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                    return Err(invalid(
-                        env_at,
-                        "route.env",
-                        format!(
-                            "{k:?}: names must be non-empty without `=` or NUL, values without NUL"
-                        ),
-                    ));
+                    Err(format!(
+                        "{k:?}: names must be non-empty without `=` or NUL, values without NUL"
+                    ))
+                } else {
+                    Ok(())
                 }
-                env.push((k, v));
-            }
-
-            let duration = |value: Option<Spanned<String>>,
-                            key: &'static str,
-                            default: Duration| {
-                match value {
-                None => Ok(default),
-                Some(t) => parse_duration(t.get_ref())
-                    .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT)
-                    .ok_or_else(|| {
-                        invalid(
-                            locate(t.span()),
-                            key,
-                            format!("{:?} is not a duration between 1ms and 24h; write e.g. \"30s\", \"500ms\" or \"2m\"", t.get_ref()),
-                        )
-                    }),
-            }
-            };
-            let count = |value: Option<Spanned<i64>>, key: &'static str, default: u64, max: u64| {
-                match value {
-                    None => Ok(default),
-                    Some(n) => u64::try_from(*n.get_ref())
-                        .ok()
-                        .filter(|v| (1..=max).contains(v))
-                        .ok_or_else(|| {
-                            invalid(
-                                locate(n.span()),
-                                key,
-                                format!("must be a whole number from 1 to {max}"),
-                            )
-                        }),
-                }
-            };
-            let timeout = duration(route.timeout, "route.timeout", DEFAULT_TIMEOUT)?;
-            let idle_timeout = duration(
-                route.idle_timeout,
-                "route.idle-timeout",
-                DEFAULT_IDLE_TIMEOUT,
-            )?;
-            let queue_timeout = duration(
-                route.queue_timeout,
-                "route.queue-timeout",
-                DEFAULT_QUEUE_TIMEOUT,
-            )?;
-            let max_concurrency = count(
-                route.max_concurrency,
-                "route.max-concurrency",
-                DEFAULT_MAX_CONCURRENCY as u64,
-                100_000,
-            )? as usize;
-            let max_requests = count(
-                route.max_requests,
-                "route.max-requests",
-                DEFAULT_MAX_REQUESTS,
-                u64::MAX >> 1,
-            )?;
+            })?;
+            let dirs_at = route.dirs.as_ref().map(|d| checker.at(d.span()));
+            let dirs = checker
+                .pairs(route.dirs, "route.dirs", |guest, host| {
+                    if !guest.starts_with('/') || guest.contains('\0') {
+                        Err(format!(
+                            "{guest:?}: the guest path must be absolute, e.g. \"/static\""
+                        ))
+                    } else if host.is_empty() || host.contains('\0') {
+                        Err(format!("{guest:?}: the host directory must be named"))
+                    } else {
+                        Ok(())
+                    }
+                })?
+                .into_iter()
+                .map(|(guest, host)| (guest, base.join(host)))
+                .collect();
 
             routes.push(Route {
                 prefix,
-                component,
+                component: base.join(component.get_ref()),
                 env,
+                dirs,
+                dirs_at,
                 build: route.build.map(Spanned::into_inner),
-                timeout,
-                instances: route.instances.unwrap_or(InstanceModel::Warm),
-                max_concurrency,
-                max_requests,
-                idle_timeout,
-                queue_timeout,
+                limits,
                 component_at,
             });
         }
@@ -358,16 +558,27 @@ impl Config {
         })
     }
 
-    /// Fails, naming the route's `component` key, if a component file does not exist.
+    /// Fails, naming the route's `component` key, if a component file or a `dirs` directory
+    /// does not exist.
     pub fn check_components(&self) -> Result<(), ConfigError> {
         for route in &self.routes {
             if !route.component.is_file() {
                 return Err(invalid(
                     route.component_at.clone(),
-                    "route.component",
+                    "route.component".into(),
                     format!(
                         "{} does not exist or is not a file (paths are relative to the routes file; build it first, or run `serve --build`)",
                         route.component.display()
+                    ),
+                ));
+            }
+            if let Some((guest, host)) = route.dirs.iter().find(|(_, host)| !host.is_dir()) {
+                return Err(invalid(
+                    route.dirs_at.clone().unwrap_or(route.component_at.clone()),
+                    "route.dirs".into(),
+                    format!(
+                        "{guest:?}: {} is not a directory (paths are relative to the routes file)",
+                        host.display()
                     ),
                 ));
             }
@@ -384,7 +595,7 @@ impl Config {
     }
 }
 
-fn invalid(at: Location, key: &'static str, message: impl Into<String>) -> ConfigError {
+fn invalid(at: Location, key: String, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         at,
         key,
@@ -422,6 +633,27 @@ fn normalise_prefix(path: &str) -> Result<String, String> {
     Ok(path.trim_end_matches('/').to_string())
 }
 
+/// `"10MiB"`, `"512KiB"`, `"2GiB"`, `"1000"` (bytes; `kB`/`MB`/`GB` are powers of 1000) → bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 /// `"30s"`, `"500ms"`, `"2m"`, `"1h"` → a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -456,14 +688,14 @@ mod tests {
         assert_eq!(c.routes[0].component, Path::new("dir/b.wasm"));
         assert_eq!(c.routes[0].env, vec![("A".to_string(), "1".to_string())]);
         assert_eq!(c.routes[0].build.as_deref(), Some("make"));
-        assert_eq!(c.routes[0].timeout, Duration::from_millis(500));
+        assert_eq!(c.routes[0].limits.timeout, Duration::from_millis(500));
         assert_eq!(c.routes[0].component_at.line, 6);
         assert_eq!(c.routes[1].prefix, "");
         assert_eq!(c.routes[1].display_prefix(), "/");
         assert_eq!(c.routes[1].component, Path::new("/abs/r.wasm"));
-        assert_eq!(c.routes[1].timeout, DEFAULT_TIMEOUT);
-        assert_eq!(c.routes[1].instances, InstanceModel::Warm);
-        assert_eq!(c.routes[1].max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(c.routes[1].limits.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.routes[1].limits.instances, InstanceModel::Warm);
+        assert_eq!(c.routes[1].limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
     }
 
     #[test]
@@ -475,7 +707,23 @@ mod tests {
             ),
             (
                 "[[route]]\npath = \"/\"\n",
-                "dir/routes.toml:1:1: missing field `component`",
+                "dir/routes.toml:1:1: `route.component`: missing: every [[route]] needs",
+            ),
+            (
+                "[defaults]\npath = \"/\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:2:8: `defaults.path`: [defaults] holds limits only",
+            ),
+            (
+                "[defaults]\nmemory = \"1GB\"\ntimeout = \"never\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:3:11: `defaults.timeout`: \"never\" is not a duration",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\nmemory = \"5GiB\"\n",
+                "dir/routes.toml:4:10: `route.memory`: \"5GiB\" is not a size from 64KiB to 4GiB",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\ndirs = { \"static\" = \"public\" }\n",
+                "dir/routes.toml:4:8: `route.dirs`: \"static\": the guest path must be absolute",
             ),
             ("", "dir/routes.toml:1:1: `route`: no routes"),
             (
@@ -526,6 +774,31 @@ mod tests {
     }
 
     #[test]
+    fn defaults_fill_in_what_a_route_leaves_out() {
+        let c = parse(
+            "[defaults]\ntimeout = \"5s\"\nmemory = \"64MiB\"\ninstances = \"fresh\"\n\n[[route]]\npath = \"/a\"\ncomponent = \"a\"\ntimeout = \"1s\"\ndirs = { \"/static\" = \"public\" }\n\n[[route]]\npath = \"/b\"\ncomponent = \"b\"\n",
+        )
+        .unwrap();
+        let (a, b) = (&c.routes[0].limits, &c.routes[1].limits);
+        assert_eq!(a.timeout, Duration::from_secs(1), "a route's own key wins");
+        assert_eq!(b.timeout, Duration::from_secs(5));
+        assert_eq!((a.memory, b.memory), (64 << 20, 64 << 20));
+        assert_eq!(b.instances, InstanceModel::Fresh);
+        assert_eq!(
+            b.max_concurrency, DEFAULT_MAX_CONCURRENCY,
+            "built-in default"
+        );
+        assert_eq!(
+            c.routes[0].dirs,
+            vec![("/static".to_string(), PathBuf::from("dir/public"))]
+        );
+        assert_eq!(
+            b.to_string(),
+            "instances=fresh max-concurrency=64 queue-timeout=5s timeout=5s max-requests=10000 idle-timeout=60s memory=64MiB max-request-body=unlimited"
+        );
+    }
+
+    #[test]
     fn missing_component_names_its_line() {
         let c = parse("[[route]]\npath = \"/\"\ncomponent = \"nope.wasm\"\n").unwrap();
         let e = c.check_components().unwrap_err().to_string();
@@ -533,6 +806,24 @@ mod tests {
             e.starts_with("dir/routes.toml:3:13: `route.component`: dir/nope.wasm does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        for bad in [
+            "",
+            "MiB",
+            "1.5MiB",
+            "-1",
+            "10 parsecs",
+            "99999999999999999999GiB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
     }
 
     #[test]

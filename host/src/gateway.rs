@@ -40,27 +40,22 @@ pub struct Target {
 
 /// Runs `call` on its own task; the receiver resolves with the response head or a failure.
 pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
-    let (writer, outcome) = ResponseWriter::new(call.head_only, call.close);
+    let (mut writer, outcome) = ResponseWriter::new(call.head_only, call.close);
     tokio::spawn(async move {
-        let mut writer = Some(writer);
-        let mut input = Some(call.input);
-        let lease = match target.pool.get().await {
+        let mut lease = match target.pool.get().await {
             Ok(lease) => lease,
             Err(failure) => {
-                tracing::error!(route = target.route.display_prefix(), "{failure}");
-                if let Some(mut w) = writer.take() {
-                    w.fail(failure);
-                }
+                tracing::warn!(route = target.route.display_prefix(), "{failure}");
+                writer.fail(failure);
                 return;
             }
         };
-        let mut lease = lease;
         let instance = &mut lease.instance;
-        instance.store.data_mut().begin(
-            input.take().unwrap_or_else(RequestBody::empty),
-            writer.take().expect("writer"),
-        );
-        let result = tokio::time::timeout(target.route.timeout, run(instance, call.vars)).await;
+        instance.store.data_mut().begin(call.input, writer);
+        // A warm store's deadline is from its last request: start counting afresh.
+        instance.store.set_epoch_deadline(1);
+        let result =
+            tokio::time::timeout(target.route.limits.timeout, run(instance, call.vars)).await;
         let Some(mut exchange) = instance.store.data_mut().end() else {
             return;
         };

@@ -59,18 +59,6 @@ impl RequestBody {
         }
     }
 
-    /// An already-finished body.
-    pub fn empty() -> Self {
-        RequestBody {
-            body: None,
-            buffer: Bytes::new(),
-            received: 0,
-            limit: None,
-            failure: None,
-            waiting: false,
-        }
-    }
-
     /// Why the body failed, if it did.
     pub fn failure(&self) -> Option<BodyFailure> {
         self.failure

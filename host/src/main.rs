@@ -111,8 +111,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("Listening on http://{}/", server.local_addr());
-            for (prefix, component) in server.routes() {
-                println!("  {prefix:<24} {}", component.display());
+            for route in server.routes() {
+                println!(
+                    "  {:<24} {}",
+                    route.display_prefix(),
+                    route.component.display()
+                );
             }
             server.run(shutdown_signal()).await
         }
@@ -126,9 +130,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("{}: ok", routes.display());
-            for (prefix, component) in server.routes() {
-                println!("  {prefix:<24} {}", component.display());
+            println!("{}: ok, {} routes", routes.display(), server.routes().len());
+            for route in server.routes() {
+                println!(
+                    "  {:<24} {}",
+                    route.display_prefix(),
+                    route.component.display()
+                );
+                println!("  {:<24} {}", "", route.limits);
+                if !route.env.is_empty() {
+                    let names: Vec<&str> = route.env.iter().map(|(k, _)| k.as_str()).collect();
+                    println!("  {:<24} env: {}", "", names.join(", "));
+                }
+                for (guest, host) in &route.dirs {
+                    println!("  {:<24} dir: {guest} = {} (read-only)", "", host.display());
+                }
             }
             Ok(())
         }

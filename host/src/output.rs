@@ -3,7 +3,9 @@
 //!
 //! A guest can print without limit; the server's memory and log cannot grow without limit.
 //! Lines are cut at [`MAX_LINE`] bytes, and once an instance has printed [`DEFAULT_BUDGET`]
-//! bytes the rest is dropped, with one warning. Invalid UTF-8 is shown lossily.
+//! bytes during one request the rest of that request's output is dropped, with one warning
+//! (the budget is renewed for each request, so a warm instance that logs a line per request
+//! keeps logging). Invalid UTF-8 is shown lossily.
 
 use std::io;
 use std::pin::Pin;
@@ -16,22 +18,34 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 /// The longest line logged; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 4096;
-/// Bytes of output one instance may log.
+/// Bytes of output one instance may log per request.
 pub const DEFAULT_BUDGET: u64 = 1 << 20;
+
+/// The output budget that an instance's stdout and stderr share.
+#[derive(Clone, Default)]
+pub struct OutputBudget(Arc<AtomicU64>);
+
+impl OutputBudget {
+    /// A full budget again, for the next request.
+    pub fn renew(&self) {
+        self.0.store(DEFAULT_BUDGET, Ordering::Relaxed);
+    }
+}
 
 /// One of a guest's output streams.
 #[derive(Clone)]
 pub struct GuestOutput {
     route: Arc<str>,
     stream: &'static str,
-    budget: Arc<AtomicU64>,
+    budget: OutputBudget,
 }
 
 impl GuestOutput {
-    /// stdout and stderr of one instance of `route`, sharing one budget.
-    pub fn pair(route: &str) -> (GuestOutput, GuestOutput) {
+    /// stdout and stderr of one instance of `route`, sharing `budget`.
+    pub fn pair(route: &str, budget: &OutputBudget) -> (GuestOutput, GuestOutput) {
         let route: Arc<str> = Arc::from(route);
-        let budget = Arc::new(AtomicU64::new(DEFAULT_BUDGET));
+        budget.renew();
+        let budget = budget.clone();
         let out = GuestOutput {
             route: route.clone(),
             stream: "stdout",
@@ -84,7 +98,7 @@ impl LineWriter {
     }
 
     fn take_budget(&self, n: usize) -> usize {
-        let budget = &self.output.budget;
+        let budget = &self.output.budget.0;
         let mut left = budget.load(Ordering::Relaxed);
         loop {
             let take = left.min(n as u64);
@@ -96,7 +110,7 @@ impl LineWriter {
             ) {
                 Ok(_) => {
                     if take < n as u64 && left > 0 {
-                        tracing::warn!(route = %self.output.route, "guest output exceeds {DEFAULT_BUDGET} bytes; dropping the rest");
+                        tracing::warn!(route = %self.output.route, "guest output exceeds {DEFAULT_BUDGET} bytes in one request; dropping the rest");
                     }
                     return take as usize;
                 }

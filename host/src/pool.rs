@@ -14,18 +14,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{App, AppPre, WsgiError};
 use crate::config::{DEFAULT_MAX_QUEUE, InstanceModel, Route};
 use crate::environ::Concurrency;
 use crate::error::Failure;
 use crate::input::RequestBody;
-use crate::output::GuestOutput;
+use crate::output::{GuestOutput, OutputBudget};
 use crate::start_response::ResponseWriter;
 
-/// Linear memory one instance may grow to.
-pub const DEFAULT_MEMORY: usize = 128 << 20;
 /// Tables, instances and memories per store: far above what a WSGI component needs.
 const MAX_TABLES_INSTANCES_MEMORIES: usize = 1000;
 
@@ -46,6 +44,7 @@ pub struct HostState {
     limits: StoreLimits,
     exchange: Option<Exchange>,
     exchanges: u64,
+    output: OutputBudget,
 }
 
 impl WasiView for HostState {
@@ -66,6 +65,7 @@ impl HostState {
     /// Starts an exchange; returns its number.
     pub fn begin(&mut self, input: RequestBody, response: ResponseWriter) -> u64 {
         self.exchanges += 1;
+        self.output.renew();
         self.exchange = Some(Exchange {
             id: self.exchanges,
             input,
@@ -134,11 +134,11 @@ impl Pool {
     /// idle for longer than the route's `idle-timeout`; it ends with the pool.
     pub fn new(pre: AppPre<HostState>, route: Arc<Route>) -> Self {
         let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
-        if route.instances == InstanceModel::Warm {
+        if route.limits.instances == InstanceModel::Warm {
             let weak = Arc::downgrade(&idle);
-            let every =
-                (route.idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
-            let timeout = route.idle_timeout;
+            let every = (route.limits.idle_timeout / 2)
+                .clamp(Duration::from_millis(100), Duration::from_secs(10));
+            let timeout = route.limits.idle_timeout;
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
@@ -158,7 +158,7 @@ impl Pool {
         }
         Pool {
             pre,
-            permits: Arc::new(Semaphore::new(route.max_concurrency)),
+            permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,
             queued: AtomicUsize::new(0),
             idle,
@@ -170,7 +170,7 @@ impl Pool {
         Concurrency {
             multithread: false,
             multiprocess: true,
-            run_once: self.route.instances == InstanceModel::Fresh,
+            run_once: self.route.limits.instances == InstanceModel::Fresh,
         }
     }
 
@@ -187,7 +187,7 @@ impl Pool {
                     ));
                 }
                 let waited = tokio::time::timeout(
-                    self.route.queue_timeout,
+                    self.route.limits.queue_timeout,
                     self.permits.clone().acquire_owned(),
                 )
                 .await;
@@ -197,7 +197,7 @@ impl Pool {
                     _ => {
                         return Err(Failure::Unavailable(format!(
                             "all {} instances stayed busy for {:?}",
-                            self.route.max_concurrency, self.route.queue_timeout
+                            self.route.limits.max_concurrency, self.route.limits.queue_timeout
                         )));
                     }
                 }
@@ -215,7 +215,8 @@ impl Pool {
     }
 
     async fn instantiate(&self) -> Result<Instance, Failure> {
-        let mut store = new_store(self.pre.engine(), &self.route);
+        let mut store = new_store(self.pre.engine(), &self.route)
+            .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
         let app = self
             .pre
             .instantiate_async(&mut store)
@@ -238,8 +239,8 @@ impl Pool {
         } = lease;
         instance.served += 1;
         if completed
-            && self.route.instances == InstanceModel::Warm
-            && instance.served < self.route.max_requests
+            && self.route.limits.instances == InstanceModel::Warm
+            && instance.served < self.route.limits.max_requests
         {
             self.idle
                 .lock()
@@ -257,17 +258,25 @@ impl Pool {
     }
 }
 
-fn new_store(engine: &Engine, route: &Route) -> Store<HostState> {
-    let (stdout, stderr) = GuestOutput::pair(route.display_prefix());
+/// A store with the route's sandbox: its env and read-only dirs and nothing else of the host
+/// (no inherited environment, no network: every socket call and name lookup is refused),
+/// guest output to the log, and the route's memory limit.
+fn new_store(engine: &Engine, route: &Route) -> wasmtime::Result<Store<HostState>> {
+    let output = OutputBudget::default();
+    let (stdout, stderr) = GuestOutput::pair(route.display_prefix(), &output);
     let mut wasi = WasiCtx::builder();
     wasi.envs(&route.env)
         .stdout(stdout)
         .stderr(stderr)
         .allow_tcp(false)
         .allow_udp(false)
+        // wasmtime-wasi's default address check refuses every bind and connect too.
         .allow_ip_name_lookup(false);
+    for (guest, host) in &route.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+    }
     let limits = StoreLimitsBuilder::new()
-        .memory_size(DEFAULT_MEMORY)
+        .memory_size(usize::try_from(route.limits.memory).unwrap_or(usize::MAX))
         .tables(MAX_TABLES_INSTANCES_MEMORIES)
         .instances(MAX_TABLES_INSTANCES_MEMORIES)
         .memories(MAX_TABLES_INSTANCES_MEMORIES)
@@ -278,6 +287,7 @@ fn new_store(engine: &Engine, route: &Route) -> Store<HostState> {
         limits,
         exchange: None,
         exchanges: 0,
+        output,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
@@ -285,5 +295,5 @@ fn new_store(engine: &Engine, route: &Route) -> Store<HostState> {
     // thread; the wall-clock timeout around the call is what stops it.
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
-    store
+    Ok(store)
 }

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::body::ResponseBody;
-use crate::config::{Config, DEFAULT_BIND};
+use crate::config::{Config, DEFAULT_BIND, Route};
 use crate::environ::{self, Connection, Mount};
 use crate::error::Failure;
 use crate::gateway::{self, Call, Target};
@@ -53,6 +53,7 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Arc<Router<Arc<Target>>>,
+    routes: Vec<Arc<Route>>,
 }
 
 impl Server {
@@ -88,6 +89,7 @@ impl Server {
             });
             targets.push((route.prefix.clone(), target));
         }
+        let routes = targets.iter().map(|(_, t)| t.route.clone()).collect();
         let router = Arc::new(Router::new(targets));
 
         let bind = options
@@ -100,6 +102,7 @@ impl Server {
             listener,
             local_addr,
             router,
+            routes,
         })
     }
 
@@ -108,17 +111,9 @@ impl Server {
         self.local_addr
     }
 
-    /// (prefix, component) of every route, longest prefix first.
-    pub fn routes(&self) -> Vec<(String, PathBuf)> {
-        self.router
-            .values()
-            .map(|t| {
-                (
-                    t.route.display_prefix().to_string(),
-                    t.route.component.clone(),
-                )
-            })
-            .collect()
+    /// Every route, in routes.toml's order.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
@@ -253,9 +248,18 @@ async fn serve(
         path_info: matched.path_info,
     };
     let vars = environ::build(&parts, &connection, mount, target.pool.concurrency());
+    let limit = target.route.limits.max_request_body;
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if limit.is_some_and(|limit| declared.is_some_and(|declared| declared > limit)) {
+        // Refused before the application runs or a byte of the body is read.
+        return Failure::BodyTooLarge.response();
+    }
     let call = Call {
         vars,
-        input: RequestBody::new(body, None),
+        input: RequestBody::new(body, limit),
         head_only: parts.method == Method::HEAD,
         close,
     };

@@ -80,70 +80,181 @@ fn help_lists_the_commands() {
     );
 }
 
+/// A `cheroot-wasm serve` process on 127.0.0.1:0, with its stderr in a file.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    dir: std::path::PathBuf,
+    /// The route lines printed after `Listening on`.
+    routes: Vec<String>,
+}
+
+impl Served {
+    fn start(name: &str, routes_toml: &str) -> Served {
+        use std::io::{BufRead, BufReader};
+        let dir = std::env::temp_dir().join(format!("cheroot-wasm-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let routes = dir.join("routes.toml");
+        std::fs::write(&routes, routes_toml).unwrap();
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--cache-dir",
+                cheroot_wasm_tests::CACHE_DIR,
+            ])
+            .arg(&routes)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("Listening on http://")
+            .and_then(|a| a.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_string();
+        let count = routes_toml.matches("[[route]]").count();
+        let routes = (0..count)
+            .map(|_| {
+                let mut line = String::new();
+                stdout.read_line(&mut line).unwrap();
+                line
+            })
+            .collect();
+        Served {
+            child,
+            addr,
+            dir,
+            routes,
+        }
+    }
+
+    /// `GET path` on a fresh connection: the whole response.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).unwrap();
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    /// Resident memory of the server process, in bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib << 10
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap()
+    }
+
+    /// SIGTERM: a graceful stop, which must exit 0.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "{exit:?}");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn serve_prints_its_address_serves_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let dir = std::env::temp_dir().join(format!("cheroot-wasm-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let routes = dir.join("routes.toml");
-    std::fs::write(
-        &routes,
-        format!(
+    let served = Served::start(
+        "cli",
+        &format!(
             "[[route]]\npath = \"/hello\"\ncomponent = {:?}\n",
             cheroot_wasm_tests::HELLO
         ),
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--cache-dir",
-            cheroot_wasm_tests::CACHE_DIR,
-        ])
-        .arg(&routes)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("Listening on http://")
-        .and_then(|a| a.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_string();
-    let mut route_line = String::new();
-    stdout.read_line(&mut route_line).unwrap();
-    assert!(
-        route_line.contains("/hello") && route_line.contains("hello.wasm"),
-        "{route_line:?}"
     );
-
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(b"GET /hello HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        served.routes[0].contains("/hello") && served.routes[0].contains("hello.wasm"),
+        "{:?}",
+        served.routes
+    );
+    let response = served.get("/hello");
     assert!(
         response.starts_with("HTTP/1.1 200 OK\r\n") && response.ends_with("Hello, world!\n"),
         "{response}"
     );
+    served.stop();
+}
 
-    // SIGTERM: a graceful stop, exit status 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "{exit:?}");
-    let _ = std::fs::remove_dir_all(&dir);
+#[test]
+fn trapped_instances_are_logged_once_and_their_memory_returned() {
+    let served = Served::start(
+        "rss",
+        &format!(
+            "[[route]]\npath = \"/\"\ncomponent = {:?}\n\n[[route]]\npath = \"/hostile\"\ncomponent = {:?}\nmemory = \"64MiB\"\n",
+            cheroot_wasm_tests::HELLO,
+            cheroot_wasm_tests::HOSTILE
+        ),
+    );
+    assert!(served.get("/").starts_with("HTTP/1.1 200 OK\r\n"));
+    assert!(
+        served
+            .get("/hostile/env")
+            .starts_with("HTTP/1.1 200 OK\r\n")
+    );
+    let baseline = served.rss();
+    const BOMBS: usize = 5;
+    for _ in 0..BOMBS {
+        // Each grows an instance to 64 MiB before the limit stops it.
+        let response = served.get("/hostile/memory-bomb");
+        assert!(response.starts_with("HTTP/1.1 500 "), "{response}");
+        assert!(served.get("/").starts_with("HTTP/1.1 200 OK\r\n"));
+    }
+    // A trapped instance is dropped just after its 500 went out: give the last one a moment.
+    let mut after = served.rss();
+    for _ in 0..50 {
+        if after < baseline + (32 << 20) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        after = served.rss();
+    }
+    assert!(
+        after < baseline + (32 << 20),
+        "RSS grew from {} MiB to {} MiB: trapped instances' memory was kept",
+        baseline >> 20,
+        after >> 20
+    );
+    let log = served.stderr();
+    let traps: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("guest trapped"))
+        .collect();
+    assert_eq!(traps.len(), BOMBS, "{log}");
+    let reports: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("route=\"/hostile\" headers_sent=false"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        BOMBS,
+        "one report per trap, naming the route:\n{log}"
+    );
+    served.stop();
 }

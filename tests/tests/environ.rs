@@ -109,29 +109,3 @@ async fn h2_requests_get_the_authority_as_host() {
     assert_eq!(env["QUERY_STRING"], "q=1");
     assert_eq!(env["HTTP_HOST"], format!("{}", server.addr));
 }
-
-/// One GET over HTTP/2 with prior knowledge (h2c).
-pub async fn h2_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    let request = http::Request::get(format!("http://{addr}{path}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, body)
-}

@@ -163,3 +163,27 @@ async fn unknown_case_is_the_guests_own_404() {
     let r = server.get("/errors/nope").await;
     assert_eq!((r.status, r.text().as_str()), (404, "no such error case\n"));
 }
+
+#[tokio::test]
+async fn growing_past_the_memory_limit_fails_in_the_guest_only() {
+    let server = TestServer::start(
+        &[
+            route("/", HELLO, ""),
+            route("/errors", ERRORS, "memory = \"32MiB\""),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(
+        server.get("/errors/alloc/8").await.text(),
+        "allocated 8 MiB\n"
+    );
+    let r = server.get("/errors/alloc/64").await;
+    assert_eq!(r.status, 500, "{r:?}");
+    server.assert_alive("/").await;
+    assert_eq!(
+        server.get("/errors/alloc/8").await.status,
+        200,
+        "a fresh instance replaced the failed one"
+    );
+}

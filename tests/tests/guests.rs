@@ -10,7 +10,9 @@ mod tested_in {
     pub const environ: &str = "environ.rs, dispatch.rs, pool.rs";
     pub const echo: &str = "streaming.rs, protocol.rs";
     pub const stream: &str = "streaming.rs, response.rs";
-    pub const errors: &str = "errors.rs, streaming.rs, pool.rs";
+    pub const errors: &str = "errors.rs, streaming.rs, pool.rs, sandbox.rs";
+    pub const hostile: &str = "sandbox.rs";
+    pub const bad_import: &str = "sandbox.rs";
 }
 
 macro_rules! check {

@@ -125,30 +125,3 @@ async fn half_closed_clients_still_get_their_response() {
     let r = parse_one(&raw(server.addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
     assert_eq!(r.status, 200);
 }
-
-/// One GET over HTTP/2 with prior knowledge (h2c).
-async fn h2_get(addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    use http_body_util::BodyExt;
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let request = http::Request::get(format!("http://{addr}{path}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-}

@@ -184,3 +184,35 @@ async fn a_timeout_after_the_headers_closes_the_connection() {
     assert!(r.text().starts_with("chunk 0\nchunk 1\n"), "{r:?}");
     assert!(!r.complete, "a cut-off stream must not look complete");
 }
+
+#[tokio::test]
+async fn request_bodies_over_the_route_limit_are_refused() {
+    let server = TestServer::single(ECHO, "max-request-body = \"10B\"").await;
+    // Declared too large: 413 before the application runs, and the connection closes.
+    let bytes = raw_until_close(
+        server.addr,
+        b"POST /?mode=count HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n",
+    )
+    .await;
+    let r = parse_one(&bytes);
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (413, Some("close")),
+        "{r:?}"
+    );
+    // Chunked, crossing the limit as it arrives: the application is told.
+    let chunked = b"POST /?mode=count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n01234567\r\n8\r\n89abcdef\r\n0\r\n\r\n";
+    let r = parse_one(&raw(server.addr, chunked).await);
+    assert_eq!(
+        r.header("x-wsgi-error"),
+        Some("request-body-too-large"),
+        "{r:?}"
+    );
+    // At the limit is fine.
+    let ok = b"POST /?mode=count HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nConnection: close\r\n\r\n0123456789";
+    assert!(
+        parse_one(&raw(server.addr, ok).await)
+            .text()
+            .starts_with("10 ")
+    );
+}

@@ -19,6 +19,7 @@
 //! | `write-before-start` | `write` before `start_response` |
 //! | `sleep/<ms>` | sleeps, then answers 200 (to meet a route's `timeout`) |
 //! | `loop` | spins forever without yielding (only the host's epoch interruption stops it) |
+//! | `alloc/<MiB>` | allocates and touches that much memory, then answers 200 (to meet a route's `memory`) |
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
 //!
 //! Like a framework, it turns a host error into a 500 page with `X-Wsgi-Error: <variant>`,
@@ -72,6 +73,10 @@ fn body(chunks: &[&[u8]], start_response: Option<StartResponse>) -> Body {
         plan: Plan::Chunks(RefCell::new(chunks)),
         _start_response: start_response,
     })
+}
+
+fn text_plain() -> [(String, String); 1] {
+    [h("Content-Type", "text/plain")]
 }
 
 fn h(name: &str, value: &str) -> (String, String) {
@@ -257,6 +262,12 @@ impl Guest for Errors {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            alloc if alloc.starts_with("/alloc/") => {
+                let mib: usize = alloc["/alloc/".len()..].parse().unwrap_or(0);
+                let block = std::hint::black_box(vec![1u8; mib << 20]);
+                let text = format!("allocated {} MiB\n", block.len() >> 20);
+                respond(start_response, "200 OK", &text_plain(), &[text.as_bytes()])
             }
             sleep if sleep.starts_with("/sleep/") => {
                 let ms = sleep["/sleep/".len()..].parse().unwrap_or(0);

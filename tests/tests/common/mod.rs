@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-pub use cheroot_wasm_tests::{CACHE_DIR, ECHO, ENVIRON, ERRORS, HELLO, STREAM};
+pub use cheroot_wasm_tests::{
+    BAD_IMPORT, CACHE_DIR, ECHO, ENVIRON, ERRORS, HELLO, HOSTILE, STREAM,
+};
 
 /// Every read in a test gives up after this long, so a hung server fails the test.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,6 +37,12 @@ pub fn route(path: &str, component: &str, extra: &str) -> String {
 impl TestServer {
     /// Writes `routes` to a fresh directory and serves it.
     pub async fn start(routes: &str) -> TestServer {
+        TestServer::start_with(routes, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with `setup` filling the directory first (files the
+    /// routes refer to, such as `dirs`).
+    pub async fn start_with(routes: &str, setup: impl FnOnce(&std::path::Path)) -> TestServer {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "cheroot-wasm-test-{}-{}",
@@ -42,6 +50,7 @@ impl TestServer {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        setup(&dir);
         let file = dir.join("routes.toml");
         std::fs::write(&file, routes).unwrap();
         let config = cheroot_wasm::Config::load(&file).unwrap();
@@ -291,4 +300,31 @@ pub fn parse_all(mut raw: &[u8], head: bool) -> (Vec<Response>, &[u8]) {
         out.push(response);
     }
     (out, raw)
+}
+
+/// One GET over HTTP/2 with prior knowledge (h2c): status and body.
+pub async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    use http_body_util::BodyExt;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{addr}{path}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
 }

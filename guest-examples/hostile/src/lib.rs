@@ -1,0 +1,165 @@
+//! A tenant that attacks its sandbox, one attack per path, so the tests (and operators) can
+//! see each one contained. `GET <prefix>/<case>`:
+//!
+//! | case | what it tries |
+//! |---|---|
+//! | `recurse` | unbounded recursion: the wasm stack overflows (a trap) |
+//! | `memory-bomb` | grows its heap 1 MiB at a time until the route's `memory` refuses (an abort) |
+//! | `huge-chunk/<MiB>` | builds one body chunk of that size and returns it |
+//! | `print/<lines>` | writes that many lines to stdout and stderr as fast as it can (`0`: forever) |
+//! | `files` | opens `/etc/passwd`, `../`, `/`, `.` and escapes from its preopened `/data` dir |
+//! | `read/<path>` | reads a file and returns it (to show that `dirs` works) |
+//! | `env` | lists every environment variable it can see |
+//! | `net/<port>` | connects to 127.0.0.1:port and resolves `localhost` and a public name |
+//!
+//! Probes answer `200` with one line per attempt, `name: ok ...` or `name: refused (<error>)`,
+//! so a test can check that every attempt failed inside the guest. The destructive cases end
+//! in a trap; the server answers 500 and replaces the instance.
+
+wit_bindgen::generate!({ world: "app", path: "../../wit" });
+
+use std::cell::RefCell;
+use std::io::Write as _;
+
+use cheroot::wsgi::types::{Environ, StartResponse};
+use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
+
+struct Hostile;
+
+/// A body of one ready chunk.
+struct Ready(RefCell<Option<Vec<u8>>>);
+
+impl GuestBody for Ready {
+    fn next(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.0.borrow_mut().take())
+    }
+}
+
+fn respond(start_response: StartResponse, body: Vec<u8>) -> Result<Body, String> {
+    let headers = [
+        ("Content-Type".to_string(), "text/plain".to_string()),
+        ("Content-Length".to_string(), body.len().to_string()),
+    ];
+    start_response
+        .call("200 OK", &headers, None)
+        .map_err(|e| e.to_string())?;
+    Ok(Body::new(Ready(RefCell::new(Some(body)))))
+}
+
+/// Counts down to zero the slow way: every level is a real wasm call frame.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        0
+    } else {
+        1 + recurse(std::hint::black_box(depth - 1))
+    }
+}
+
+fn attempt<T, E: std::fmt::Display>(report: &mut String, name: &str, result: Result<T, E>) {
+    match result {
+        Ok(_) => report.push_str(&format!("{name}: ok\n")),
+        Err(e) => report.push_str(&format!("{name}: refused ({e})\n")),
+    }
+}
+
+fn files() -> String {
+    let mut report = String::new();
+    for path in [
+        "/etc/passwd",
+        "../etc/passwd",
+        "/",
+        ".",
+        "/data/../etc/passwd",
+        "/data/../../etc/passwd",
+        "/data/escape/passwd",
+    ] {
+        attempt(&mut report, path, std::fs::read(path));
+    }
+    attempt(
+        &mut report,
+        "write /data/new",
+        std::fs::write("/data/new", b"x"),
+    );
+    attempt(&mut report, "list /", std::fs::read_dir("/"));
+    report
+}
+
+fn net(port: &str) -> String {
+    use std::net::ToSocketAddrs as _;
+    let mut report = String::new();
+    attempt(
+        &mut report,
+        "connect 127.0.0.1",
+        std::net::TcpStream::connect(format!("127.0.0.1:{port}")),
+    );
+    attempt(
+        &mut report,
+        "resolve localhost",
+        "localhost:80".to_socket_addrs(),
+    );
+    attempt(
+        &mut report,
+        "resolve example.com",
+        "example.com:80".to_socket_addrs(),
+    );
+    attempt(
+        &mut report,
+        "bind udp",
+        std::net::UdpSocket::bind("127.0.0.1:0"),
+    );
+    attempt(
+        &mut report,
+        "listen tcp",
+        std::net::TcpListener::bind("127.0.0.1:0"),
+    );
+    report
+}
+
+impl Guest for Hostile {
+    type Body = Ready;
+
+    fn handle(environ: Environ, start_response: StartResponse) -> Result<Body, String> {
+        let path = environ
+            .vars
+            .iter()
+            .find(|(k, _)| k == "PATH_INFO")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let (case, arg) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((path.trim_start_matches('/'), ""));
+        let body = match case {
+            "recurse" => format!("depth {}\n", recurse(u64::MAX)).into_bytes(),
+            "memory-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            "huge-chunk" => vec![b'x'; arg.parse::<usize>().unwrap_or(1) << 20],
+            "print" => {
+                let lines: u64 = arg.parse().unwrap_or(0);
+                let mut n = 0u64;
+                while lines == 0 || n < lines {
+                    let _ = writeln!(std::io::stdout(), "stdout line {n}: {}", "x".repeat(100));
+                    let _ = writeln!(std::io::stderr(), "stderr line {n}");
+                    n += 1;
+                }
+                format!("printed {n} lines\n").into_bytes()
+            }
+            "files" => files().into_bytes(),
+            "read" => std::fs::read(format!("/{arg}")).map_err(|e| format!("/{arg}: {e}"))?,
+            "env" => std::env::vars()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect::<String>()
+                .into_bytes(),
+            "net" => net(arg).into_bytes(),
+            _ => return Err(format!("no such attack: {path:?}")),
+        };
+        respond(start_response, body)
+    }
+}
+
+export!(Hostile);
