@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::{App, AppPre};
 use crate::pool::HostState;
@@ -25,15 +25,74 @@ use crate::pool::HostState;
 /// How often the epoch advances: the granularity of guest yields and deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Builds the process's engine and starts its epoch ticker.
-pub fn new_engine() -> anyhow::Result<Engine> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    let engine = Engine::new(&config)
-        .map_err(|e| anyhow!(e))
-        .context("configuring wasmtime")?;
+/// Core instances and tables the pool keeps per component instance: a Rust component has a
+/// handful of core instances, a componentize-py one a few dozen. Both are cheap slots.
+const CORE_SLOTS_PER_COMPONENT: u32 = 32;
+/// Linear memories per component instance: components share one memory between their core
+/// modules (a Rust guest has exactly one); two leaves room. Each memory slot reserves
+/// address space (not RAM) for a whole 4 GiB wasm32 memory plus guards, so this is the
+/// number that decides the reservation: about 8 GiB per possible instance.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// Linear memory (and async stack) pages reset with `memset` rather than `madvise` when a
+/// pooled slot is freed: the part every request touches, kept warm.
+const KEEP_RESIDENT: usize = 64 << 10;
+
+/// Builds the process's engine for `routes` and starts its epoch ticker.
+///
+/// Instances come from wasmtime's pooling allocator, sized from the routes: one slot per
+/// instance that may exist at once (the sum of every route's `max-concurrency`), each
+/// memory slot as large as the largest `memory` limit. Reusing slots, with copy-on-write
+/// images and a small resident tail, is what makes a fresh instance cheap (no mmap, munmap
+/// or fiber-stack allocation per request). Should the machine refuse the reservation (a
+/// `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
+pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
+    let instances: u64 = routes
+        .routes
+        .iter()
+        .map(|r| r.limits.max_concurrency as u64)
+        .sum();
+    let instances = u32::try_from(instances.max(1)).unwrap_or(u32::MAX);
+    let memory = routes
+        .routes
+        .iter()
+        .map(|r| r.limits.memory)
+        .max()
+        .unwrap_or(crate::config::DEFAULT_MEMORY);
+    let mut pooling = PoolingAllocationConfig::new();
+    let core = instances.saturating_mul(CORE_SLOTS_PER_COMPONENT);
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(core)
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(core)
+        .total_stacks(instances)
+        .max_memories_per_module(1)
+        .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .async_stack_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = match Engine::new(&config) {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::warn!(error = %e, instances, "cannot reserve the instance pool; allocating instances on demand (slower fresh instances)");
+            Engine::new(&base_config())
+                .map_err(|e| anyhow!(e))
+                .context("configuring wasmtime")?
+        }
+    };
     start_epoch_ticker(&engine);
     Ok(engine)
+}
+
+/// The settings that decide compiled code (and so the compile cache key).
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
 }
 
 /// One thread for every deadline of every store: it advances the engine's epoch each
@@ -71,32 +130,65 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("cheroot-wasm"))
 }
 
+/// Where a component's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// The compile cache had it.
+    FromCache,
+    /// Compiled now (and stored in the cache, if there is one).
+    Now,
+}
+
+/// Components larger than this get a log line before they compile (which can take seconds).
+const ANNOUNCE_COMPILE_BYTES: usize = 4 << 20;
+
 /// Compiles a component, or loads its native code from `cache` when this exact file was
 /// compiled before by an engine with the same settings.
-pub fn compile(engine: &Engine, file: &Path, cache: Option<&Path>) -> anyhow::Result<Component> {
+pub fn compile(
+    engine: &Engine,
+    file: &Path,
+    cache: Option<&Path>,
+) -> anyhow::Result<(Component, Compiled)> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     check_is_component(&bytes)?;
-    let Some(cache) = cache else {
-        return Component::new(engine, &bytes).map_err(|e| anyhow!(e));
-    };
-    let key = cache_key(engine, &bytes);
-    let cached = cache.join(format!("{key}.cwasm"));
-    if cached.is_file() {
+    let cached = cache.map(|dir| {
+        (
+            dir,
+            dir.join(format!("{}.cwasm", cache_key(engine, &bytes))),
+        )
+    });
+    if let Some((_, path)) = &cached
+        && path.is_file()
+    {
         // SAFETY: the file was written by `Component::serialize` of an engine with the same
         // compatibility hash (it is part of the key), into a directory only the operator
         // controls (see the module docs).
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => return Ok(component),
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Ok((component, Compiled::FromCache)),
             Err(e) => {
-                tracing::warn!(file = %cached.display(), error = %e, "ignoring unusable cache entry")
+                tracing::warn!(file = %path.display(), error = %e, "ignoring unusable cache entry")
             }
         }
     }
-    let component = Component::new(engine, &bytes).map_err(|e| anyhow!(e))?;
-    if let Err(e) = store_in_cache(&component, cache, &cached) {
-        tracing::warn!(dir = %cache.display(), error = %e, "cannot write the compile cache; continuing without it");
+    if bytes.len() >= ANNOUNCE_COMPILE_BYTES {
+        tracing::info!(
+            "compiling {} ({} MiB); {}",
+            file.display(),
+            bytes.len() >> 20,
+            if cached.is_some() {
+                "cached for the next start"
+            } else {
+                "no cache: every start compiles again"
+            }
+        );
     }
-    Ok(component)
+    let component = Component::new(engine, &bytes).map_err(|e| anyhow!(e))?;
+    if let Some((dir, path)) = &cached
+        && let Err(e) = store_in_cache(&component, dir, path)
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compile cache; continuing without it");
+    }
+    Ok((component, Compiled::Now))
 }
 
 /// A clear word for the two common mistakes, before wasmtime's parser gets to them.
@@ -161,6 +253,17 @@ pub fn prepare(
     )
 }
 
+/// What a failure to load `route`'s component is prefixed with: routes.toml's line, the
+/// route, the file.
+pub fn load_context(route: &crate::config::Route) -> String {
+    format!(
+        "{}: route {:?}: cannot load {}",
+        route.component_at,
+        route.display_prefix(),
+        route.component.display()
+    )
+}
+
 /// Compiles and prepares one component on a blocking thread (compilation is CPU-bound).
 pub async fn load(
     engine: &Engine,
@@ -175,7 +278,7 @@ pub async fn load(
         cache.map(Path::to_path_buf),
     );
     tokio::task::spawn_blocking(move || {
-        let component = compile(&engine, &file, cache.as_deref())?;
+        let (component, _) = compile(&engine, &file, cache.as_deref())?;
         prepare(&linker, &component)
     })
     .await

@@ -2,21 +2,25 @@
 //!
 //! `environ` in, `handle(environ, start_response)` called, the returned iterable pumped
 //! into the response ([`crate::body::pump`]) and closed (dropped) in every case, all inside
-//! the route's wall-clock budget. It runs on its own task, so the hyper service only waits
-//! for the head ([`spawn`] returns the receiver) and a slow client never holds a guest call
-//! open beyond what backpressure allows. Every ending — success, guest failure, timeout,
+//! the route's wall-clock budget. [`respond`] drives the exchange inside the connection's
+//! own task until the response head is ready — for a small response that is the whole
+//! exchange, with no task spawned and no cross-thread wake-up — and hands whatever remains
+//! (a streaming body) to a task of its own, as it does if hyper drops the request early: an
+//! exchange, once begun, always runs to its end, so the application's `close()` is always
+//! called and its instance always settled. Every ending — success, guest failure, timeout,
 //! client gone — is settled here, once: the writer sends the head or the failure, and the
 //! instance goes back to the pool only if it finished cleanly.
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::bindings::Environ;
 use crate::error::Failure;
 use crate::input::{BodyFailure, Input, RequestBody};
 use crate::pool::{Instance, Pool};
-use crate::start_response::{Outcome, ResponseWriter, StartResponse};
+use crate::start_response::{CloseRequest, Outcome, ResponseWriter, StartResponse};
 
 /// What the gateway needs to know of a request.
 pub struct Call {
@@ -27,7 +31,7 @@ pub struct Call {
     /// HEAD: the application runs, no body bytes are sent.
     pub head_only: bool,
     /// Closes the connection after this response, when the response cannot be trusted.
-    pub close: Arc<tokio::sync::Notify>,
+    pub close: Arc<CloseRequest>,
 }
 
 /// A route as the gateway sees it: its pool and budget.
@@ -38,67 +42,128 @@ pub struct Target {
     pub route: Arc<crate::config::Route>,
 }
 
-/// Runs `call` on its own task; the receiver resolves with the response head or a failure.
-pub fn spawn(target: Arc<Target>, call: Call) -> oneshot::Receiver<Outcome> {
-    let (mut writer, outcome) = ResponseWriter::new(call.head_only, call.close);
-    tokio::spawn(async move {
-        let mut lease = match target.pool.get().await {
-            Ok(lease) => lease,
-            Err(failure) => {
-                tracing::warn!(route = target.route.display_prefix(), "{failure}");
-                writer.fail(failure);
-                return;
-            }
-        };
-        let instance = &mut lease.instance;
-        instance.store.data_mut().begin(call.input, writer);
-        // A warm store's deadline is from its last request: start counting afresh.
-        instance.store.set_epoch_deadline(1);
-        let result =
-            tokio::time::timeout(target.route.limits.timeout, run(instance, call.vars)).await;
-        let Some(mut exchange) = instance.store.data_mut().end() else {
-            return;
-        };
-        // The guest returned control normally (even with an exception or to a vanished
-        // client): its instance is sound. A trap or a cut-off call leaves it unusable.
-        let reusable = match &result {
-            Ok(Ok(())) => true,
-            Ok(Err(failure)) => !matches!(failure, Failure::Trap(_) | Failure::Internal(_)),
-            Err(_elapsed) => false,
-        };
-        let failure = match result {
-            Ok(Ok(())) => exchange.response.finish().err(),
-            Ok(Err(failure)) => Some(failure),
-            Err(_elapsed) if exchange.input.waiting => Some(Failure::ClientTimeout),
-            Err(_elapsed) => Some(Failure::Timeout),
-        };
-        if let Some(failure) = failure {
-            // A broken or oversized request body explains the guest's failure better than
-            // the guest can: answer for the client's mistake.
-            let failure = match exchange.input.failure() {
-                Some(BodyFailure::Malformed)
-                    if !matches!(failure, Failure::Timeout | Failure::ClientTimeout) =>
-                {
-                    Failure::BodyMalformed
-                }
-                Some(BodyFailure::TooLarge) => Failure::BodyTooLarge,
-                _ => failure,
-            };
-            let route = target.route.display_prefix();
-            if failure.is_guest_fault() {
-                tracing::error!(
-                    route,
-                    headers_sent = exchange.response.headers_sent(),
-                    "{failure}"
-                );
-            } else {
-                tracing::debug!(route, "{failure}");
-            }
-            exchange.response.fail(failure);
-        }
-        target.pool.put(lease, reusable);
+/// Runs `call` through its route; resolves with the response head or a failure.
+pub async fn respond(target: Arc<Target>, call: Call) -> Outcome {
+    let Call {
+        vars,
+        input,
+        head_only,
+        close,
+    } = call;
+    let (writer, mut head) = ResponseWriter::new(head_only, close.clone());
+    let mut work = Detachable(Some(Box::pin(exchange(target, vars, input, writer))));
+    let head = tokio::select! {
+        biased;
+        head = &mut head => head,
+        () = work.as_mut() => head.await,
+    };
+    drop(work);
+    let mut head = head.unwrap_or_else(|_| {
+        Err(Failure::Internal(
+            "the exchange ended without an answer".into(),
+        ))
     });
-    outcome
+    // The exchange may have asked for a close before hyper saw the head (it ran inline, and
+    // hyper would go on to a pipelined request within the same poll): say it in the head.
+    if let Ok(response) = &mut head
+        && close.is_requested()
+    {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    head
+}
+
+/// An exchange in progress: dropped before it finished, it goes on as a task of its own.
+struct Detachable(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl Detachable {
+    fn as_mut(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| match &mut self.0 {
+            Some(work) => {
+                let done = work.as_mut().poll(cx);
+                if done.is_ready() {
+                    self.0 = None;
+                }
+                done
+            }
+            None => std::task::Poll::Ready(()),
+        })
+    }
+}
+
+impl Drop for Detachable {
+    fn drop(&mut self) {
+        // Outside a runtime (it is shutting down) there is nothing left to finish for.
+        if let (Some(work), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(work);
+        }
+    }
+}
+
+/// One exchange, from getting an instance to settling it.
+async fn exchange(
+    target: Arc<Target>,
+    vars: Vec<(String, String)>,
+    input: RequestBody,
+    mut writer: ResponseWriter,
+) {
+    let mut lease = match target.pool.get().await {
+        Ok(lease) => lease,
+        Err(failure) => {
+            tracing::warn!(route = target.route.display_prefix(), "{failure}");
+            writer.fail(failure);
+            return;
+        }
+    };
+    let instance = &mut lease.instance;
+    instance.store.data_mut().begin(input, writer);
+    // A warm store's deadline is from its last request: start counting afresh.
+    instance.store.set_epoch_deadline(1);
+    let result = tokio::time::timeout(target.route.limits.timeout, run(instance, vars)).await;
+    let Some(mut exchange) = instance.store.data_mut().end() else {
+        return;
+    };
+    // The guest returned control normally (even with an exception or to a vanished
+    // client): its instance is sound. A trap or a cut-off call leaves it unusable.
+    let reusable = match &result {
+        Ok(Ok(())) => true,
+        Ok(Err(failure)) => !matches!(failure, Failure::Trap(_) | Failure::Internal(_)),
+        Err(_elapsed) => false,
+    };
+    let failure = match result {
+        Ok(Ok(())) => exchange.response.finish().err(),
+        Ok(Err(failure)) => Some(failure),
+        Err(_elapsed) if exchange.input.waiting => Some(Failure::ClientTimeout),
+        Err(_elapsed) => Some(Failure::Timeout),
+    };
+    if let Some(failure) = failure {
+        // A broken or oversized request body explains the guest's failure better than
+        // the guest can: answer for the client's mistake.
+        let failure = match exchange.input.failure() {
+            Some(BodyFailure::Malformed)
+                if !matches!(failure, Failure::Timeout | Failure::ClientTimeout) =>
+            {
+                Failure::BodyMalformed
+            }
+            Some(BodyFailure::TooLarge) => Failure::BodyTooLarge,
+            _ => failure,
+        };
+        let route = target.route.display_prefix();
+        if failure.is_guest_fault() {
+            tracing::error!(
+                route,
+                headers_sent = exchange.response.headers_sent(),
+                "{failure}"
+            );
+        } else {
+            tracing::debug!(route, "{failure}");
+        }
+        exchange.response.fail(failure);
+    }
+    target.pool.put(lease, reusable);
 }
 
 /// `handle`, the body iteration, and `close()`.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use cheroot_wasm::config::Config;
+use cheroot_wasm::engine::Compiled;
 use cheroot_wasm::{ServeOptions, Server};
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,14 @@ enum Command {
         build: bool,
         #[command(flatten)]
         cache: CacheArgs,
+    },
+    /// Compile every route's component into the cache, so that `serve` starts at once.
+    Compile {
+        /// The routes file.
+        routes: PathBuf,
+        /// Cache compiled components here (default: $XDG_CACHE_HOME/cheroot-wasm or ~/.cache/cheroot-wasm).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Check routes.toml and compile every component without serving.
     Check {
@@ -119,6 +128,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             server.run(shutdown_signal()).await
+        }
+        Command::Compile { routes, cache_dir } => {
+            let config = Config::load(&routes)?;
+            config.check_components()?;
+            let dir = cache_dir
+                .or_else(cheroot_wasm::engine::default_cache_dir)
+                .context(
+                    "no cache directory: pass --cache-dir (neither XDG_CACHE_HOME nor HOME is set)",
+                )?;
+            let engine = cheroot_wasm::engine::new_engine(&config)?;
+            let linker = cheroot_wasm::engine::linker(&engine)?;
+            for route in &config.routes {
+                let started = std::time::Instant::now();
+                let (component, how) =
+                    cheroot_wasm::engine::compile(&engine, &route.component, Some(&dir))
+                        .and_then(|(c, how)| {
+                            cheroot_wasm::engine::prepare(&linker, &c)?;
+                            Ok((c, how))
+                        })
+                        .with_context(|| cheroot_wasm::engine::load_context(route))?;
+                drop(component);
+                let how = match how {
+                    Compiled::FromCache => "already in the cache".to_string(),
+                    Compiled::Now => format!("compiled in {:.1?}", started.elapsed()),
+                };
+                println!(
+                    "  {:<24} {}  {how}",
+                    route.display_prefix(),
+                    route.component.display()
+                );
+            }
+            println!("cache: {}", dir.display());
+            Ok(())
         }
         Command::Check { routes, cache } => {
             let config = Config::load(&routes)?;

@@ -217,11 +217,15 @@ impl Pool {
     async fn instantiate(&self) -> Result<Instance, Failure> {
         let mut store = new_store(self.pre.engine(), &self.route)
             .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
-        let app = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| Failure::Internal(format!("instantiating: {e:?}")))?;
+        let app = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                // Every slot of the server's instance pool is taken: a capacity problem
+                // that passes, like a full queue (hyper-pitfalls: 503, not 500).
+                Failure::Unavailable(format!("the instance pool is exhausted: {e}"))
+            } else {
+                Failure::Internal(format!("instantiating: {e:?}"))
+            }
+        })?;
         Ok(Instance {
             store,
             app,

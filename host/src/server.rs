@@ -22,7 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::body::ResponseBody;
@@ -33,6 +33,7 @@ use crate::gateway::{self, Call, Target};
 use crate::input::RequestBody;
 use crate::pool::Pool;
 use crate::router::Router;
+use crate::start_response::CloseRequest;
 
 /// How long a client may take to send a request head (then the connection closes).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +62,7 @@ impl Server {
     /// naming routes.toml's line, before a single connection is accepted.
     pub async fn bind(config: Config, options: ServeOptions) -> anyhow::Result<Server> {
         config.check_components()?;
-        let engine = crate::engine::new_engine()?;
+        let engine = crate::engine::new_engine(&config)?;
         let linker = Arc::new(crate::engine::linker(&engine)?);
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in config.routes {
@@ -73,14 +74,7 @@ impl Server {
                 options.cache_dir.as_deref(),
             )
             .await
-            .with_context(|| {
-                format!(
-                    "{}: route {:?}: cannot load {}",
-                    route.component_at,
-                    route.display_prefix(),
-                    route.component.display()
-                )
-            })?;
+            .with_context(|| crate::engine::load_context(&route))?;
             tracing::debug!(route = route.display_prefix(), elapsed = ?started.elapsed(), "component ready");
             let route = Arc::new(route);
             let target = Arc::new(Target {
@@ -160,7 +154,7 @@ impl Server {
                 local: stream.local_addr().unwrap_or(self.local_addr),
                 scheme: "http",
             };
-            let close = Arc::new(Notify::new());
+            let close = Arc::new(CloseRequest::default());
             let router = self.router.clone();
             let close_handle = close.clone();
             let service = service_fn(move |req| {
@@ -181,7 +175,7 @@ impl Server {
                         conn.as_mut().graceful_shutdown();
                         conn.await
                     }
-                    () = close.notified() => {
+                    () = close.requested() => {
                         conn.as_mut().graceful_shutdown();
                         conn.await
                     }
@@ -231,7 +225,7 @@ async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
 async fn serve(
     router: &Router<Arc<Target>>,
     connection: Connection,
-    close: Arc<Notify>,
+    close: Arc<CloseRequest>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
@@ -263,10 +257,9 @@ async fn serve(
         head_only: parts.method == Method::HEAD,
         close,
     };
-    match gateway::spawn(target, call).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(failure)) => failure.response(),
-        Err(_) => Failure::Internal("the gateway task ended without an answer".into()).response(),
+    match gateway::respond(target, call).await {
+        Ok(response) => response,
+        Err(failure) => failure.response(),
     }
 }
 

@@ -21,6 +21,33 @@ use crate::bindings::WsgiError;
 use crate::body::ResponseBody;
 use crate::error::Failure;
 
+/// A response's request that its connection close once the response is complete: set when
+/// the application's framing cannot be trusted. The connection task waits on it; a response
+/// whose head has not reached hyper yet simply gets `Connection: close`.
+#[derive(Debug, Default)]
+pub struct CloseRequest {
+    notify: Notify,
+    requested: AtomicBool,
+}
+
+impl CloseRequest {
+    /// Asks for the connection to close after the response in flight.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether a close was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a close is asked for.
+    pub async fn requested(&self) {
+        self.notify.notified().await;
+    }
+}
+
 /// The host side of one WIT `start-response` handle: which exchange it belongs to.
 #[derive(Debug)]
 pub struct StartResponse {
@@ -55,13 +82,13 @@ pub struct ResponseWriter {
     sent: bool,
     written: u64,
     /// Makes the connection close once the response in flight is complete.
-    close: Arc<Notify>,
+    close: Arc<CloseRequest>,
 }
 
 impl ResponseWriter {
     /// A writer for a request; `head_only` for HEAD. The receiver resolves when the head is
     /// sent, or with the failure if it never will be.
-    pub fn new(head_only: bool, close: Arc<Notify>) -> (Self, oneshot::Receiver<Outcome>) {
+    pub fn new(head_only: bool, close: Arc<CloseRequest>) -> (Self, oneshot::Receiver<Outcome>) {
         let (tx, rx) = oneshot::channel();
         let writer = ResponseWriter {
             head_only,
@@ -130,7 +157,7 @@ impl ResponseWriter {
             // The connection must close after this response, since this application's
             // framing cannot be trusted; say so before the last bytes go, so that hyper
             // never starts on a pipelined request behind it.
-            self.close.notify_one();
+            self.close.request();
         }
         if !self.sent {
             // Too much already in the first chunk: say so in the head, since the

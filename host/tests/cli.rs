@@ -258,3 +258,44 @@ fn trapped_instances_are_logged_once_and_their_memory_returned() {
     );
     served.stop();
 }
+
+#[test]
+fn compile_fills_the_cache_that_serve_then_uses() {
+    let dir = std::env::temp_dir().join(format!("cheroot-wasm-compile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[[route]]\npath = \"/a\"\ncomponent = {0:?}\n\n[[route]]\npath = \"/b\"\ncomponent = {0:?}\n",
+            cheroot_wasm_tests::HELLO
+        ),
+    )
+    .unwrap();
+    let compile = || {
+        let out = Command::new(BIN)
+            .args(["compile", "--cache-dir"])
+            .arg(dir.join("cache"))
+            .arg(&routes)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = compile();
+    let lines: Vec<&str> = first.lines().collect();
+    assert!(
+        lines[0].contains("/a") && lines[0].contains("compiled in"),
+        "{first}"
+    );
+    // The same file again, for another route: compiled once only.
+    assert!(
+        lines[1].contains("/b") && lines[1].contains("already in the cache"),
+        "{first}"
+    );
+    let again = compile();
+    assert_eq!(again.matches("already in the cache").count(), 2, "{again}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
