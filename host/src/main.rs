@@ -40,6 +40,20 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Build a Python WSGI application (MODULE:APP, as cheroot takes it) into a component.
+    BuildPython {
+        /// `module:callable`; the callable defaults to `application`.
+        app: String,
+        /// The component to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// A directory with the application's modules (repeatable; default: the current one).
+        #[arg(long = "path", value_name = "DIR")]
+        paths: Vec<PathBuf>,
+        /// A pip requirements file to install into the component.
+        #[arg(short, long, value_name = "FILE")]
+        requirements: Option<PathBuf>,
+    },
     /// Check routes.toml and compile every component without serving.
     Check {
         /// The routes file.
@@ -160,6 +174,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!("cache: {}", dir.display());
+            Ok(())
+        }
+        Command::BuildPython {
+            app,
+            output,
+            paths,
+            requirements,
+        } => {
+            let job = cheroot_wasm::python::PythonBuild {
+                app,
+                output,
+                paths,
+                requirements,
+            };
+            cheroot_wasm::python::build(&job)?;
+            println!("built {}", job.output.display());
             Ok(())
         }
         Command::Check { routes, cache } => {

@@ -1,0 +1,207 @@
+"""Run any PEP 3333 (WSGI) application as a cheroot-wasm component.
+
+This package is the guest side of wit/wsgi.wit for Python: it exports the
+``cheroot:wsgi/application`` interface around an ordinary WSGI callable, unmodified.
+``cheroot-wasm build-python MODULE:APP -o app.wasm`` generates the entry module that
+componentize-py needs::
+
+    import cheroot_wsgi
+    from MODULE import APP
+    Application = cheroot_wsgi.exports(APP)
+
+What the application sees is what PEP 3333 promises:
+
+* ``environ`` is a real ``dict``: CGI keys as native strings, ``wsgi.version`` ``(1, 0)``,
+  the ``wsgi.multithread``/``multiprocess``/``run_once``/``input_terminated`` flags as
+  booleans, ``wsgi.input`` a file-like object (``read``, ``readline``, ``readlines``,
+  iteration) streamed from the client as it is read, ``wsgi.errors`` ``sys.stderr`` (which
+  the server logs, line by line, under the route).
+* ``start_response(status, headers, exc_info=None)`` returns ``write``; an invalid status or
+  header raises ``ValueError``; a second call needs ``exc_info``, and once the headers are
+  sent it re-raises ``exc_info`` as PEP 3333 requires.
+* The returned iterable is pulled chunk by chunk as the client reads (generators that call
+  ``start_response`` lazily work), and its ``close()`` is called when the server is done
+  with it, whatever happened.
+* An exception from the application is reported to the server with its traceback: the
+  client gets a 500 (or the connection is closed if the response had started), and the
+  traceback goes to the server log.
+"""
+
+import sys
+import traceback
+
+from componentize_py_types import Err
+from wit_world import exports as _exports
+from wit_world.exports import application as _application
+from wit_world.imports import types as _types
+
+__all__ = ["exports", "WsgiInput"]
+
+#: environ keys whose value crosses the WIT boundary as "true"/"false".
+_FLAGS = ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.input_terminated")
+
+#: The most one host ``read`` returns; a larger ``read(n)`` loops.
+_CHUNK = 65536
+
+
+def _describe(error):
+    """A WIT ``error`` variant as text."""
+    name = type(error).__name__.removeprefix("Error_")
+    value = getattr(error, "value", None)
+    return f"{name}: {value}" if value is not None else name
+
+
+class WsgiInput:
+    """``wsgi.input``: the request body, read from the client as the application asks."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self._done = False
+
+    def _call(self, method, size):
+        if self._done:
+            return b""
+        try:
+            data = method(size)
+        except Err as e:
+            raise OSError(f"wsgi.input: {_describe(e.value)}") from None
+        if not data and method == self._handle.read:
+            self._done = True
+        return data
+
+    def read(self, size=-1):
+        """Up to ``size`` bytes (all that is left when ``size`` is negative or None)."""
+        if size is not None and size >= 0:
+            out = bytearray()
+            while len(out) < size:
+                chunk = self._call(self._handle.read, min(size - len(out), _CHUNK))
+                if not chunk:
+                    break
+                out += chunk
+            return bytes(out)
+        out = bytearray()
+        while chunk := self._call(self._handle.read, _CHUNK):
+            out += chunk
+        return bytes(out)
+
+    def readline(self, size=-1):
+        """One line, up to and including ``\\n`` (at most ``size`` bytes when given)."""
+        limit = size if size is not None and size >= 0 else None
+        out = bytearray()
+        while limit is None or len(out) < limit:
+            want = _CHUNK if limit is None else min(limit - len(out), _CHUNK)
+            chunk = self._call(self._handle.read_line, want)
+            if not chunk:
+                break
+            out += chunk
+            if out.endswith(b"\n"):
+                break
+        return bytes(out)
+
+    def readlines(self, hint=-1):
+        """Lines until the end of the body (or until ``hint`` bytes were read)."""
+        lines, total = [], 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+    def close(self):
+        """Nothing to release: the server owns the connection."""
+
+
+def _environ(environ):
+    env = dict(environ.vars)
+    env["wsgi.version"] = (1, 0)
+    for key in _FLAGS:
+        env[key] = env.get(key) == "true"
+    env["wsgi.input"] = WsgiInput(environ.input)
+    env["wsgi.errors"] = sys.stderr
+    return env
+
+
+def _start_response(handle):
+    """PEP 3333's ``start_response`` over the host's ``start-response`` resource."""
+
+    def write(data):
+        try:
+            handle.write(bytes(data))
+        except Err as e:
+            raise OSError(f"write: {_describe(e.value)}") from None
+
+    def start_response(status, headers, exc_info=None):
+        text = None
+        if exc_info:
+            text = "".join(traceback.format_exception(*exc_info))
+        try:
+            handle.call(status, [(str(k), str(v)) for k, v in headers], text)
+        except Err as e:
+            if exc_info and isinstance(e.value, _types.Error_AlreadyStarted):
+                # PEP 3333: headers already sent, so re-raise the application's exception.
+                raise exc_info[1].with_traceback(exc_info[2])
+            if isinstance(e.value, _types.Error_AlreadyStarted):
+                raise AssertionError("start_response called a second time without exc_info") from None
+            raise ValueError(f"start_response: {_describe(e.value)}") from None
+        finally:
+            exc_info = None
+        return write
+
+    return start_response
+
+
+def _failure():
+    """The current exception as the text the server logs."""
+    return "".join(traceback.format_exc()).rstrip()
+
+
+class Body(_application.Body):
+    """The application's iterable, pulled one chunk per ``next``; dropped = ``close()``."""
+
+    def __init__(self, iterable, keep):
+        self._iterable = iterable
+        self._iterator = None
+        # The start-response handle must live as long as a lazy body may call it.
+        self._keep = keep
+
+    def next(self):
+        try:
+            if self._iterator is None:
+                self._iterator = iter(self._iterable)
+            while True:
+                chunk = next(self._iterator)
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
+                if chunk:
+                    return bytes(chunk)
+        except StopIteration:
+            return None
+        except BaseException:
+            raise Err(_failure()) from None
+
+    def __del__(self):
+        close = getattr(self._iterable, "close", None)
+        if close is not None:
+            try:
+                close()
+            except BaseException:
+                print(f"close() of the response iterable failed:\n{_failure()}", file=sys.stderr)
+
+
+def exports(app):
+    """The ``Application`` export class for WSGI callable ``app``."""
+
+    class Application(_exports.Application):
+        def handle(self, environ, start_response):
+            try:
+                iterable = app(_environ(environ), _start_response(start_response))
+            except BaseException:
+                raise Err(_failure()) from None
+            return Body(iterable, start_response)
+
+    return Application
