@@ -17,6 +17,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", wit.display());
     println!(
         "cargo:rerun-if-changed={}",
+        manifest_dir.join("../sdk/rust").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
         guests.join("Cargo.toml").display()
     );
     println!(

@@ -2,83 +2,52 @@
 //! plugin developers can see exactly what the server passes. `?read=1` also reads
 //! `wsgi.input` to the end and adds it as `"wsgi.input.body"` (bytes as Latin-1), and
 //! `?env=NAME` adds the process environment variable NAME as `"env.NAME"` (or null).
+//!
+//! Written with the Rust SDK (sdk/rust): a function from a request to a response.
 
-wit_bindgen::generate!({ world: "app", path: "../../wit" });
+use std::io::Read as _;
 
-use std::cell::RefCell;
+use cheroot_wsgi::{Request, Response};
 
-use cheroot::wsgi::types::{Environ, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
-
-struct EnvironApp;
-
-/// A body of one ready chunk.
-struct Ready(RefCell<Option<Vec<u8>>>);
-
-impl GuestBody for Ready {
-    fn next(&self) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.borrow_mut().take())
-    }
-}
-
-impl Guest for EnvironApp {
-    type Body = Ready;
-
-    fn handle(environ: Environ, start_response: StartResponse) -> Result<Body, String> {
-        let mut vars: Vec<(String, Option<String>)> = environ
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        let query = environ
-            .vars
-            .iter()
-            .find(|(k, _)| k == "QUERY_STRING")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-            match key {
-                "read" if value == "1" => {
-                    let mut body = Vec::new();
-                    loop {
-                        let chunk = environ.input.read(65536).map_err(|e| e.to_string())?;
-                        if chunk.is_empty() {
-                            break;
-                        }
-                        body.extend_from_slice(&chunk);
-                    }
-                    vars.push((
-                        "wsgi.input.body".into(),
-                        Some(body.iter().map(|&b| char::from(b)).collect()),
-                    ));
-                }
-                "env" => vars.push((format!("env.{value}"), std::env::var(value).ok())),
-                _ => {}
+fn environ(mut request: Request) -> Result<Response, String> {
+    let mut vars: Vec<(String, Option<String>)> = request
+        .vars()
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    let query = request.query().to_string();
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        match key {
+            "read" if value == "1" => {
+                let mut body = Vec::new();
+                request
+                    .body()
+                    .read_to_end(&mut body)
+                    .map_err(|e| e.to_string())?;
+                vars.push((
+                    "wsgi.input.body".into(),
+                    Some(body.iter().map(|&b| char::from(b)).collect()),
+                ));
             }
+            "env" => vars.push((format!("env.{value}"), std::env::var(value).ok())),
+            _ => {}
         }
-        vars.sort();
-        let mut json = String::from("{");
-        for (i, (key, value)) in vars.iter().enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            push_json_string(&mut json, key);
-            json.push(':');
-            match value {
-                Some(value) => push_json_string(&mut json, value),
-                None => json.push_str("null"),
-            }
-        }
-        json.push_str("}\n");
-        let headers = [
-            ("Content-Type".to_string(), "application/json".to_string()),
-            ("Content-Length".to_string(), json.len().to_string()),
-        ];
-        start_response
-            .call("200 OK", &headers, None)
-            .map_err(|e| e.to_string())?;
-        Ok(Body::new(Ready(RefCell::new(Some(json.into_bytes())))))
     }
+    vars.sort();
+    let mut json = String::from("{");
+    for (i, (key, value)) in vars.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        push_json_string(&mut json, key);
+        json.push(':');
+        match value {
+            Some(value) => push_json_string(&mut json, value),
+            None => json.push_str("null"),
+        }
+    }
+    json.push_str("}\n");
+    Ok(Response::new("200 OK", json).header("Content-Type", "application/json"))
 }
 
 fn push_json_string(out: &mut String, s: &str) {
@@ -94,4 +63,4 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-export!(EnvironApp);
+cheroot_wsgi::export!(environ);
