@@ -29,6 +29,7 @@ pub mod python;
 pub mod router;
 pub mod server;
 pub mod start_response;
+pub mod template;
 
 pub use config::Config;
 pub use server::{ServeOptions, Server};

@@ -54,6 +54,13 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         requirements: Option<PathBuf>,
     },
+    /// Create a new application directory (rust or python) with its routes.toml.
+    New {
+        /// `rust` or `python`.
+        language: String,
+        /// The directory to create; its name names the crate or module.
+        dir: PathBuf,
+    },
     /// Check routes.toml and compile every component without serving.
     Check {
         /// The routes file.
@@ -190,6 +197,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cheroot_wasm::python::build(&job)?;
             println!("built {}", job.output.display());
+            Ok(())
+        }
+        Command::New { language, dir } => {
+            cheroot_wasm::template::create(&language, &dir)?;
+            println!(
+                "created {}: cd there and run `cheroot-wasm serve routes.toml --build`",
+                dir.display()
+            );
             Ok(())
         }
         Command::Check { routes, cache } => {

@@ -299,3 +299,37 @@ fn compile_fills_the_cache_that_serve_then_uses() {
     assert_eq!(again.matches("already in the cache").count(), 2, "{again}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn new_writes_a_template_that_names_its_component() {
+    let base = std::env::temp_dir().join(format!("cheroot-wasm-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let new = |language: &str, name: &str| {
+        Command::new(BIN)
+            .args(["new", language, name])
+            .current_dir(&base)
+            .output()
+            .unwrap()
+    };
+    assert!(new("rust", "my-app").status.success());
+    let routes = std::fs::read_to_string(base.join("my-app/routes.toml")).unwrap();
+    assert!(routes.contains("release/my_app.wasm"), "{routes}");
+    let cargo = std::fs::read_to_string(base.join("my-app/Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("cheroot-wsgi") && cargo.contains("cdylib"),
+        "{cargo}"
+    );
+    assert!(new("python", "pyapp").status.success());
+    assert!(base.join("pyapp/app.py").is_file());
+    let again = new("rust", "my-app");
+    assert!(
+        !again.status.success()
+            && String::from_utf8_lossy(&again.stderr).contains("exists already")
+    );
+    let cobol = new("cobol", "x");
+    assert!(
+        !cobol.status.success() && String::from_utf8_lossy(&cobol.stderr).contains("no template")
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
