@@ -14,37 +14,11 @@
 //!
 //! Probes answer `200` with one line per attempt, `name: ok ...` or `name: refused (<error>)`,
 //! so a test can check that every attempt failed inside the guest. The destructive cases end
-//! in a trap; the server answers 500 and replaces the instance.
+//! in a trap; the server answers 500 and replaces the instance. Written with the Rust SDK.
 
-wit_bindgen::generate!({ world: "app", path: "../../wit" });
-
-use std::cell::RefCell;
 use std::io::Write as _;
 
-use cheroot::wsgi::types::{Environ, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
-
-struct Hostile;
-
-/// A body of one ready chunk.
-struct Ready(RefCell<Option<Vec<u8>>>);
-
-impl GuestBody for Ready {
-    fn next(&self) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.0.borrow_mut().take())
-    }
-}
-
-fn respond(start_response: StartResponse, body: Vec<u8>) -> Result<Body, String> {
-    let headers = [
-        ("Content-Type".to_string(), "text/plain".to_string()),
-        ("Content-Length".to_string(), body.len().to_string()),
-    ];
-    start_response
-        .call("200 OK", &headers, None)
-        .map_err(|e| e.to_string())?;
-    Ok(Body::new(Ready(RefCell::new(Some(body)))))
-}
+use cheroot_wsgi::{Request, Response};
 
 /// Counts down to zero the slow way: every level is a real wasm call frame.
 #[inline(never)]
@@ -116,50 +90,38 @@ fn net(port: &str) -> String {
     report
 }
 
-impl Guest for Hostile {
-    type Body = Ready;
-
-    fn handle(environ: Environ, start_response: StartResponse) -> Result<Body, String> {
-        let path = environ
-            .vars
-            .iter()
-            .find(|(k, _)| k == "PATH_INFO")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let (case, arg) = path
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or((path.trim_start_matches('/'), ""));
-        let body = match case {
-            "recurse" => format!("depth {}\n", recurse(u64::MAX)).into_bytes(),
-            "memory-bomb" => {
-                let mut hoard: Vec<Vec<u8>> = Vec::new();
-                loop {
-                    hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
-                }
+fn hostile(request: Request) -> Result<Response, String> {
+    let path = request.path().trim_start_matches('/');
+    let (case, arg) = path.split_once('/').unwrap_or((path, ""));
+    let body = match case {
+        "recurse" => format!("depth {}\n", recurse(u64::MAX)).into_bytes(),
+        "memory-bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
             }
-            "huge-chunk" => vec![b'x'; arg.parse::<usize>().unwrap_or(1) << 20],
-            "print" => {
-                let lines: u64 = arg.parse().unwrap_or(0);
-                let mut n = 0u64;
-                while lines == 0 || n < lines {
-                    let _ = writeln!(std::io::stdout(), "stdout line {n}: {}", "x".repeat(100));
-                    let _ = writeln!(std::io::stderr(), "stderr line {n}");
-                    n += 1;
-                }
-                format!("printed {n} lines\n").into_bytes()
+        }
+        "huge-chunk" => vec![b'x'; arg.parse::<usize>().unwrap_or(1) << 20],
+        "print" => {
+            let lines: u64 = arg.parse().unwrap_or(0);
+            let mut n = 0u64;
+            while lines == 0 || n < lines {
+                let _ = writeln!(std::io::stdout(), "stdout line {n}: {}", "x".repeat(100));
+                let _ = writeln!(std::io::stderr(), "stderr line {n}");
+                n += 1;
             }
-            "files" => files().into_bytes(),
-            "read" => std::fs::read(format!("/{arg}")).map_err(|e| format!("/{arg}: {e}"))?,
-            "env" => std::env::vars()
-                .map(|(k, v)| format!("{k}={v}\n"))
-                .collect::<String>()
-                .into_bytes(),
-            "net" => net(arg).into_bytes(),
-            _ => return Err(format!("no such attack: {path:?}")),
-        };
-        respond(start_response, body)
-    }
+            format!("printed {n} lines\n").into_bytes()
+        }
+        "files" => files().into_bytes(),
+        "read" => std::fs::read(format!("/{arg}")).map_err(|e| format!("/{arg}: {e}"))?,
+        "env" => std::env::vars()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>()
+            .into_bytes(),
+        "net" => net(arg).into_bytes(),
+        _ => return Err(format!("no such attack: {path:?}")),
+    };
+    Ok(Response::new("200 OK", body).header("Content-Type", "text/plain"))
 }
 
-export!(Hostile);
+cheroot_wsgi::export!(hostile);
