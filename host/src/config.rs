@@ -14,6 +14,7 @@
 //! timeout = "10s"
 //!
 //! [[route]]
+//! host = "blog.example.com"        # virtual host (optional): exact, or "*.example.com"
 //! path = "/blog"                   # prefix: matches /blog and /blog/..., not /blogger
 //! component = "blog.wasm"          # relative to this file
 //! env = { GREETING = "hi" }        # the guest's whole environment (optional)
@@ -36,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::router::HostPattern;
 use toml::Spanned;
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
@@ -83,6 +86,8 @@ pub struct ServerConfig {
 /// One `[[route]]`: an application mounted under a path prefix.
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// The virtual host it answers for; `None` for the default server.
+    pub host: Option<HostPattern>,
     /// The prefix, normalised: no trailing `/`, and `""` for the root route `/`.
     pub prefix: String,
     /// The component file, resolved against the directory of routes.toml.
@@ -183,6 +188,15 @@ pub enum InstanceModel {
 }
 
 impl Route {
+    /// Host and prefix as people read them: `shop.example.com/admin`, `/` for the root route
+    /// of the default server.
+    pub fn display_name(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.prefix),
+            None => self.display_prefix().to_string(),
+        }
+    }
+
     /// The prefix as written for people: `/` for the root route.
     pub fn display_prefix(&self) -> &str {
         if self.prefix.is_empty() {
@@ -263,6 +277,7 @@ struct RawServer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRoute {
+    host: Option<Spanned<String>>,
     path: Option<Spanned<String>>,
     component: Option<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, String>>>,
@@ -394,6 +409,7 @@ impl Checker<'_> {
             return Ok(Limits::default());
         };
         let per_route = [
+            ("host", raw.host.as_ref().map(Spanned::span)),
             ("path", raw.path.as_ref().map(Spanned::span)),
             ("component", raw.component.as_ref().map(Spanned::span)),
             ("env", raw.env.as_ref().map(Spanned::span)),
@@ -472,7 +488,7 @@ impl Config {
         }
 
         let mut routes: Vec<Route> = Vec::with_capacity(raw.route.len());
-        let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+        let mut seen: BTreeMap<(Option<HostPattern>, String), Location> = BTreeMap::new();
         for spanned in raw.route {
             let route_at = checker.at(spanned.span());
             let route = spanned.into_inner();
@@ -488,21 +504,31 @@ impl Config {
             let path = required(&route.path, "path")?;
             let component = required(&route.component, "component")?;
 
+            let host = match &route.host {
+                None => None,
+                Some(host) => Some(HostPattern::parse(host.get_ref()).map_err(|message| {
+                    invalid(checker.at(host.span()), "route.host".into(), message)
+                })?),
+            };
             let path_at = checker.at(path.span());
             let prefix = normalise_prefix(path.get_ref())
                 .map_err(|message| invalid(path_at.clone(), "route.path".into(), message))?;
-            if let Some(first) = seen.get(&prefix) {
+            let key = (host.clone(), prefix.clone());
+            if let Some(first) = seen.get(&key) {
+                let on = host
+                    .as_ref()
+                    .map_or(String::new(), |h| format!(" on host {h}"));
                 return Err(invalid(
                     path_at,
                     "route.path".into(),
                     format!(
-                        "duplicate path {:?}: line {} already mounts a route there",
+                        "duplicate path {:?}{on}: line {} already mounts a route there",
                         path.get_ref(),
                         first.line
                     ),
                 ));
             }
-            seen.insert(prefix.clone(), path_at);
+            seen.insert(key, path_at);
 
             let component_at = checker.at(component.span());
             if component.get_ref().trim().is_empty() {
@@ -541,6 +567,7 @@ impl Config {
                 .collect();
 
             routes.push(Route {
+                host,
                 prefix,
                 component: base.join(component.get_ref()),
                 env,
@@ -771,6 +798,30 @@ mod tests {
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn hosts_are_part_of_a_routes_identity() {
+        let c = parse(
+            "[[route]]\nhost = \"Shop.Example.com\"\npath = \"/\"\ncomponent = \"a\"\n[[route]]\nhost = \"*.example.com\"\npath = \"/\"\ncomponent = \"b\"\n[[route]]\npath = \"/\"\ncomponent = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].display_name(), "shop.example.com");
+        assert_eq!(c.routes[1].display_name(), "*.example.com");
+        assert_eq!(c.routes[2].display_name(), "/");
+        let e = parse("[[route]]\nhost = \"a.test\"\npath = \"/x\"\ncomponent = \"a\"\n[[route]]\nhost = \"A.test\"\npath = \"/x/\"\ncomponent = \"b\"\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "dir/routes.toml:7:8: `route.path`: duplicate path \"/x/\" on host a.test: line 3"
+            ),
+            "{e}"
+        );
+        let e = parse("[[route]]\nhost = \"a.test:80\"\npath = \"/\"\ncomponent = \"a\"\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("dir/routes.toml:2:8: `route.host`: \"a.test:80\" is not a host name"),
+            "{e}"
+        );
     }
 
     #[test]

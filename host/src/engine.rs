@@ -259,7 +259,7 @@ pub fn load_context(route: &crate::config::Route) -> String {
     format!(
         "{}: route {:?}: cannot load {}",
         route.component_at,
-        route.display_prefix(),
+        route.display_name(),
         route.component.display()
     )
 }

@@ -144,19 +144,21 @@ fn request_uri(parts: &Parts) -> String {
     }
 }
 
-/// The host the client asked for, without the port.
+/// The host the client asked for, as sent (the Host header, or the authority of an
+/// absolute URI or of HTTP/2's `:authority`), port included.
+pub fn requested_host(parts: &Parts) -> Option<String> {
+    match parts.uri.authority() {
+        Some(a) if parts.uri.scheme().is_some() => Some(a.as_str().to_string()),
+        _ => Some(latin1(parts.headers.get(http::header::HOST)?.as_bytes())),
+    }
+}
+
+/// The host the client asked for, as routing matched it: lower-case, without the port.
 fn server_name(parts: &Parts) -> Option<String> {
-    let host = match parts.uri.authority() {
-        Some(a) if parts.uri.scheme().is_some() => a.as_str().to_string(),
-        _ => latin1(parts.headers.get(http::header::HOST)?.as_bytes()),
-    };
+    let host = requested_host(parts)?;
     let host = host.rsplit_once('@').map_or(host.as_str(), |(_, h)| h);
-    let name = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.split(':').next().unwrap_or(host)
-    };
-    (!name.is_empty()).then(|| name.to_string())
+    let name = crate::router::host_key(host);
+    (!name.is_empty()).then_some(name)
 }
 
 /// SERVER_PROTOCOL for a request version.

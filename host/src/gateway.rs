@@ -113,7 +113,7 @@ async fn exchange(
     let mut lease = match target.pool.get().await {
         Ok(lease) => lease,
         Err(failure) => {
-            tracing::warn!(route = target.route.display_prefix(), "{failure}");
+            tracing::warn!(route = %target.route.display_name(), "{failure}");
             writer.fail(failure);
             return;
         }
@@ -151,7 +151,7 @@ async fn exchange(
             Some(BodyFailure::TooLarge) => Failure::BodyTooLarge,
             _ => failure,
         };
-        let route = target.route.display_prefix();
+        let route = target.route.display_name();
         if failure.is_guest_fault() {
             tracing::error!(
                 route,

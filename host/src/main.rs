@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for route in server.routes() {
                 println!(
                     "  {:<24} {}",
-                    route.display_prefix(),
+                    route.display_name(),
                     route.component.display()
                 );
             }
@@ -218,7 +218,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             println!("{}: ok, {} routes", routes.display(), server.routes().len());
-            for route in server.routes() {
+            // Grouped by virtual host, as requests are routed: exact hosts, wildcards, then
+            // the default server.
+            let mut by_host: Vec<_> = server.routes().iter().collect();
+            by_host.sort_by_key(|r| (r.host.is_none(), r.host.clone()));
+            let mut current = None;
+            for route in by_host {
+                if current != Some(&route.host) {
+                    current = Some(&route.host);
+                    match &route.host {
+                        Some(host) => println!("host {host}"),
+                        None => println!("any other host"),
+                    }
+                }
                 println!(
                     "  {:<24} {}",
                     route.display_prefix(),

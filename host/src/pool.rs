@@ -267,7 +267,7 @@ impl Pool {
 /// guest output to the log, and the route's memory limit.
 fn new_store(engine: &Engine, route: &Route) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
-    let (stdout, stderr) = GuestOutput::pair(route.display_prefix(), &output);
+    let (stdout, stderr) = GuestOutput::pair(&route.display_name(), &output);
     let mut wasi = WasiCtx::builder();
     wasi.envs(&route.env)
         .stdout(stdout)

@@ -1,5 +1,11 @@
-//! PathInfoDispatcher: which route serves a path, and how the path splits into
-//! SCRIPT_NAME and PATH_INFO.
+//! Which route serves a request: first the virtual host, then cheroot's PathInfoDispatcher
+//! within it, and how the path splits into SCRIPT_NAME and PATH_INFO.
+//!
+//! Hosts: a route may name an exact `host` (case-insensitive, the port ignored) or a
+//! wildcard `*.example.com` (one or more labels before `.example.com`). A request goes to
+//! the routes of its exact host if there are any, else to those of the longest matching
+//! wildcard, else to the routes that name no host (the default server); within that group
+//! the path decides, and a path no route of the group serves is a 404.
 //!
 //! Exactly cheroot's `PathInfoDispatcher` rules: the longest prefix wins; a prefix `p`
 //! matches `p` and `p/…` but not `p…` (`/blog` serves `/blog`, `/blog/x`, never `/blogger`);
@@ -7,9 +13,125 @@
 //! (stored as the empty prefix) matches every path. Matching is on the *decoded* path bytes,
 //! as cheroot matches on PATH_INFO. Pure: no I/O, table-tested below.
 
-/// Routes ordered for matching.
+use std::collections::HashMap;
+use std::fmt;
+
+/// The virtual host a route answers for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HostPattern {
+    /// One host name, lower-case.
+    Exact(String),
+    /// `*.example.com`, kept as the suffix `.example.com`.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    /// `shop.example.com` or `*.example.com`: DNS-style labels (letters, digits, `-`, `_`),
+    /// or an IPv4 address; no port, no path.
+    pub fn parse(text: &str) -> Result<HostPattern, String> {
+        let lower = text.trim_end_matches('.').to_ascii_lowercase();
+        let (wildcard, name) = match lower.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if name.is_empty() || !name.split('.').all(label_ok) {
+            return Err(format!(
+                "{text:?} is not a host name: write e.g. \"shop.example.com\" or \"*.example.com\" (no port, scheme or path)"
+            ));
+        }
+        Ok(if wildcard {
+            HostPattern::Wildcard(format!(".{name}"))
+        } else {
+            HostPattern::Exact(name.to_string())
+        })
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(name) => f.write_str(name),
+            HostPattern::Wildcard(suffix) => write!(f, "*{suffix}"),
+        }
+    }
+}
+
+/// A request's host as routing compares it: lower-case, without port or trailing dot.
+pub fn host_key(host: &str) -> String {
+    let name = if host.starts_with('[') {
+        host.split_inclusive(']').next().unwrap_or(host)
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Every route, grouped by virtual host.
 #[derive(Debug)]
 pub struct Router<T> {
+    exact: HashMap<String, PathRouter<T>>,
+    /// Longest suffix first.
+    wildcard: Vec<(String, PathRouter<T>)>,
+    default: PathRouter<T>,
+}
+
+impl<T> Router<T> {
+    /// Builds a router from (host, normalised prefix, value) triples.
+    pub fn new(routes: impl IntoIterator<Item = (Option<HostPattern>, String, T)>) -> Self {
+        let mut groups: HashMap<Option<HostPattern>, Vec<(String, T)>> = HashMap::new();
+        for (host, prefix, value) in routes {
+            groups.entry(host).or_default().push((prefix, value));
+        }
+        let mut router = Router {
+            exact: HashMap::new(),
+            wildcard: Vec::new(),
+            default: PathRouter::new([]),
+        };
+        for (host, routes) in groups {
+            let paths = PathRouter::new(routes);
+            match host {
+                None => router.default = paths,
+                Some(HostPattern::Exact(name)) => {
+                    router.exact.insert(name, paths);
+                }
+                Some(HostPattern::Wildcard(suffix)) => router.wildcard.push((suffix, paths)),
+            }
+        }
+        router
+            .wildcard
+            .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+        router
+    }
+
+    /// The route for a request to `host` (see [`host_key`]; `None` without one) and a
+    /// decoded path, or `None` (404).
+    pub fn route<'a>(&'a self, host: Option<&str>, path: &'a [u8]) -> Option<Match<'a, T>> {
+        self.group(host).route(path)
+    }
+
+    fn group(&self, host: Option<&str>) -> &PathRouter<T> {
+        let Some(host) = host else {
+            return &self.default;
+        };
+        if let Some(paths) = self.exact.get(host) {
+            return paths;
+        }
+        self.wildcard
+            .iter()
+            .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
+            .map_or(&self.default, |(_, paths)| paths)
+    }
+}
+
+/// One host's routes, ordered for matching.
+#[derive(Debug)]
+pub struct PathRouter<T> {
     /// (prefix bytes, value), longest prefix first.
     routes: Vec<(Vec<u8>, T)>,
 }
@@ -25,7 +147,7 @@ pub struct Match<'a, T> {
     pub path_info: &'a [u8],
 }
 
-impl<T> Router<T> {
+impl<T> PathRouter<T> {
     /// Builds a router from (normalised prefix, value) pairs; see [`crate::config::Route::prefix`].
     pub fn new(routes: impl IntoIterator<Item = (String, T)>) -> Self {
         let mut routes: Vec<(Vec<u8>, T)> = routes
@@ -34,7 +156,7 @@ impl<T> Router<T> {
             .collect();
         // Stable: equal lengths keep file order (they cannot overlap anyway).
         routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
-        Router { routes }
+        PathRouter { routes }
     }
 
     /// The route for a decoded path, or `None` (404).
@@ -48,11 +170,6 @@ impl<T> Router<T> {
             })
         })
     }
-
-    /// Every route value, longest prefix first.
-    pub fn values(&self) -> impl Iterator<Item = &T> {
-        self.routes.iter().map(|(_, t)| t)
-    }
 }
 
 #[cfg(test)]
@@ -62,7 +179,7 @@ mod tests {
     /// cheroot's own probe table (`{'/': root, '/blog': blog, '/blog/admin/': admin, '/b': b}`).
     #[test]
     fn matches_cheroot_path_info_dispatcher() {
-        let router = Router::new(
+        let router = PathRouter::new(
             [
                 ("", "root"),
                 ("/blog", "blog"),
@@ -98,7 +215,7 @@ mod tests {
 
     #[test]
     fn no_root_route_means_404() {
-        let router = Router::new([("/api".to_string(), 1)]);
+        let router = PathRouter::new([("/api".to_string(), 1)]);
         assert_eq!(router.route(b"/other"), None);
         assert_eq!(router.route(b"/apix"), None);
         assert_eq!(router.route(b"/"), None);
@@ -109,8 +226,61 @@ mod tests {
     }
 
     #[test]
+    fn hosts_then_paths() {
+        let host = |h: &str| Some(HostPattern::parse(h).unwrap());
+        let router = Router::new([
+            (None, "".to_string(), "default"),
+            (host("shop.example.com"), "".to_string(), "shop"),
+            (host("shop.example.com"), "/admin".to_string(), "shop-admin"),
+            (host("*.example.com"), "".to_string(), "any-example"),
+            (host("*.eu.example.com"), "/api".to_string(), "eu-api"),
+            (host("blog.test"), "/blog".to_string(), "blog"),
+        ]);
+        let table: &[(Option<&str>, &str, Option<&str>)] = &[
+            (Some("shop.example.com"), "/", Some("shop")),
+            (Some("shop.example.com"), "/admin/x", Some("shop-admin")),
+            (Some("www.example.com"), "/", Some("any-example")),
+            (Some("a.b.example.com"), "/", Some("any-example")),
+            (Some("x.eu.example.com"), "/api/v1", Some("eu-api")),
+            // The longest wildcard owns the host: its paths only.
+            (Some("x.eu.example.com"), "/", None),
+            // A wildcard needs at least one label before its suffix.
+            (Some("example.com"), "/", Some("default")),
+            (Some("other.org"), "/anything", Some("default")),
+            (None, "/", Some("default")),
+            // An exact host without a route for the path: 404, no fallback.
+            (Some("blog.test"), "/", None),
+            (Some("blog.test"), "/blog/post", Some("blog")),
+        ];
+        for &(h, path, want) in table {
+            let got = router.route(h, path.as_bytes()).map(|m| *m.route);
+            assert_eq!(got, want, "{h:?} {path}");
+        }
+        assert_eq!(host_key("Shop.Example.COM:8080"), "shop.example.com");
+        assert_eq!(host_key("example.com."), "example.com");
+        assert_eq!(host_key("[::1]:80"), "[::1]");
+        assert_eq!(
+            HostPattern::parse("*.Example.com").unwrap().to_string(),
+            "*.example.com"
+        );
+        for bad in [
+            "",
+            "*",
+            "*.",
+            "a b",
+            "x.com:80",
+            "http://x.com",
+            "x.com/p",
+            "a.*.com",
+            "**.x",
+        ] {
+            assert!(HostPattern::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn prefixes_match_bytes_not_text() {
-        let router = Router::new([("/caf\u{e9}".to_string(), 1)]);
+        let router = PathRouter::new([("/caf\u{e9}".to_string(), 1)]);
         assert!(router.route("/café/menu".as_bytes()).is_some());
         assert!(
             router.route(b"/caf\xe9").is_none(),

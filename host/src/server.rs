@@ -75,15 +75,15 @@ impl Server {
             )
             .await
             .with_context(|| crate::engine::load_context(&route))?;
-            tracing::debug!(route = route.display_prefix(), elapsed = ?started.elapsed(), "component ready");
+            tracing::debug!(route = %route.display_name(), elapsed = ?started.elapsed(), "component ready");
             let route = Arc::new(route);
             let target = Arc::new(Target {
                 pool: Pool::new(pre, route.clone()),
                 route: route.clone(),
             });
-            targets.push((route.prefix.clone(), target));
+            targets.push((route.host.clone(), route.prefix.clone(), target));
         }
-        let routes = targets.iter().map(|(_, t)| t.route.clone()).collect();
+        let routes = targets.iter().map(|(_, _, t)| t.route.clone()).collect();
         let router = Arc::new(Router::new(targets));
 
         let bind = options
@@ -233,7 +233,8 @@ async fn serve(
         return failure.response();
     }
     let path = environ::decode_path(parts.uri.path());
-    let Some(matched) = router.route(&path) else {
+    let host = environ::requested_host(&parts).map(|h| crate::router::host_key(&h));
+    let Some(matched) = router.route(host.as_deref(), &path) else {
         return Failure::NotFound.response();
     };
     let target = matched.route.clone();

@@ -75,3 +75,95 @@ async fn routing_uses_the_decoded_path() {
     // An encoded slash is not a path separator: `/blog%2Fx` is one segment.
     assert_eq!(server.get("/blog%2Fx").await.text(), "Hello, world!\n");
 }
+
+/// Three tenants on three hostnames (one a wildcard), and a default server with a path route.
+async fn tenants() -> TestServer {
+    TestServer::start(
+        &[
+            route("/", HELLO, ""),
+            route("/docs", ENVIRON, ""),
+            route("/", ENVIRON, "host = \"shop.example.com\""),
+            route("/admin", ENVIRON, "host = \"shop.example.com\""),
+            route("/", ENVIRON, "host = \"*.blog.example.com\""),
+            route("/api", ENVIRON, "host = \"api.example.com\""),
+        ]
+        .concat(),
+    )
+    .await
+}
+
+async fn get_host(server: &TestServer, host: &str, path: &str) -> Response {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    parse_one(&raw(server.addr, request.as_bytes()).await)
+}
+
+#[tokio::test]
+async fn virtual_hosts_route_before_paths() {
+    let server = tenants().await;
+    // (Host, path, SCRIPT_NAME, PATH_INFO, SERVER_NAME), each answered by environ.
+    let table = [
+        ("shop.example.com", "/cart", "", "/cart", "shop.example.com"),
+        (
+            "SHOP.Example.com:8080",
+            "/admin/x",
+            "/admin",
+            "/x",
+            "shop.example.com",
+        ),
+        (
+            "alice.blog.example.com",
+            "/post/1",
+            "",
+            "/post/1",
+            "alice.blog.example.com",
+        ),
+        ("a.b.blog.example.com", "/", "", "/", "a.b.blog.example.com"),
+        (
+            "api.example.com",
+            "/api/v1",
+            "/api",
+            "/v1",
+            "api.example.com",
+        ),
+        ("elsewhere.test", "/docs/x", "/docs", "/x", "elsewhere.test"),
+    ];
+    for (host, path, script, info, name) in table {
+        let r = get_host(&server, host, path).await;
+        assert_eq!(r.status, 200, "{host}{path}: {r:?}");
+        let env = r.json();
+        assert_eq!(
+            (
+                env["SCRIPT_NAME"].as_str().unwrap(),
+                env["PATH_INFO"].as_str().unwrap(),
+                env["SERVER_NAME"].as_str().unwrap()
+            ),
+            (script, info, name),
+            "{host}{path}"
+        );
+        assert_eq!(env["HTTP_HOST"], host, "HTTP_HOST is as sent");
+    }
+    // The default server: hello at /; a host's own routes do not fall back to it.
+    assert_eq!(
+        get_host(&server, "elsewhere.test", "/").await.text(),
+        "Hello, world!\n"
+    );
+    assert_eq!(
+        get_host(&server, "blog.example.com", "/").await.text(),
+        "Hello, world!\n"
+    );
+    assert_eq!(get_host(&server, "api.example.com", "/").await.status, 404);
+    // Invalid Host values never reach routing.
+    for bad in ["user@shop.example.com", "shop.example.com/x", "a b"] {
+        assert_eq!(get_host(&server, bad, "/").await.status, 400, "{bad}");
+    }
+    // HTTP/2 routes by :authority.
+    let (status, body) = h2_get_authority(server.addr, "shop.example.com", "/admin/y").await;
+    assert_eq!(status, 200);
+    let env: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (env["SCRIPT_NAME"].as_str(), env["SERVER_NAME"].as_str()),
+        (Some("/admin"), Some("shop.example.com"))
+    );
+    let (status, body) = h2_get_authority(server.addr, "other.test", "/").await;
+    assert_eq!((status, body.as_slice()), (200, &b"Hello, world!\n"[..]));
+}

@@ -304,6 +304,11 @@ pub fn parse_all(mut raw: &[u8], head: bool) -> (Vec<Response>, &[u8]) {
 
 /// One GET over HTTP/2 with prior knowledge (h2c): status and body.
 pub async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    h2_get_authority(addr, &addr.to_string(), path).await
+}
+
+/// One GET over h2c with `authority` as `:authority` (the host HTTP/2 routes by).
+pub async fn h2_get_authority(addr: SocketAddr, authority: &str, path: &str) -> (u16, Vec<u8>) {
     use http_body_util::BodyExt;
     let stream = TcpStream::connect(addr).await.unwrap();
     let io = hyper_util::rt::TokioIo::new(stream);
@@ -312,7 +317,7 @@ pub async fn h2_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
             .await
             .unwrap();
     tokio::spawn(conn);
-    let request = http::Request::get(format!("http://{addr}{path}"))
+    let request = http::Request::get(format!("http://{authority}{path}"))
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
