@@ -9,6 +9,7 @@
 //! ```toml
 //! [server]
 //! bind = "127.0.0.1:8080"          # optional; --bind overrides it
+//! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
 //!
 //! [defaults]                       # limits for every route that does not set its own
 //! timeout = "10s"
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::proxy::TrustedProxies;
 use crate::router::HostPattern;
 use toml::Spanned;
 
@@ -81,6 +83,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// `bind`: the address to listen on, if the file names one.
     pub bind: Option<String>,
+    /// `trusted-proxies`: peers whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// One `[[route]]`: an application mounted under a path prefix.
@@ -270,6 +274,7 @@ struct RawFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawServer {
     bind: Option<Spanned<String>>,
+    trusted_proxies: Option<Spanned<Vec<String>>>,
 }
 
 /// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
@@ -467,7 +472,20 @@ impl Config {
         let base = file.parent().unwrap_or(Path::new("."));
 
         let mut server = ServerConfig::default();
-        if let Some(bind) = raw.server.and_then(|s| s.bind) {
+        let raw_server = raw.server.unwrap_or(RawServer {
+            bind: None,
+            trusted_proxies: None,
+        });
+        if let Some(list) = raw_server.trusted_proxies {
+            server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
+                invalid(
+                    checker.at(list.span()),
+                    "server.trusted-proxies".into(),
+                    message,
+                )
+            })?;
+        }
+        if let Some(bind) = raw_server.bind {
             if bind.get_ref().trim().is_empty() {
                 return Err(invalid(
                     checker.at(bind.span()),

@@ -51,9 +51,13 @@ pub struct Mount<'a> {
 }
 
 /// The environ's `vars`.
+///
+/// `host` is the host the request is for, as sent (see [`requested_host`]), or as a trusted
+/// proxy forwarded it: SERVER_NAME is its name and HTTP_HOST the value itself.
 pub fn build(
     parts: &Parts,
     conn: &Connection,
+    host: Option<&str>,
     mount: Mount<'_>,
     concurrency: Concurrency,
 ) -> Vec<(String, String)> {
@@ -68,7 +72,8 @@ pub fn build(
     put("REQUEST_URI", request_uri(parts));
     put(
         "SERVER_NAME",
-        server_name(parts).unwrap_or_else(|| conn.local.ip().to_string()),
+        host.and_then(server_name)
+            .unwrap_or_else(|| conn.local.ip().to_string()),
     );
     put("SERVER_PORT", conn.local.port().to_string());
     put("SERVER_PROTOCOL", protocol(parts.version).to_string());
@@ -83,11 +88,8 @@ pub fn build(
     put("wsgi.input_terminated", "true".to_string());
 
     headers(&parts.headers, &mut vars);
-    if let (false, Some(authority)) = (
-        parts.headers.contains_key(http::header::HOST),
-        uri.authority(),
-    ) {
-        vars.push(("HTTP_HOST".to_string(), authority.as_str().to_string()));
+    if let Some(host) = host {
+        vars.push(("HTTP_HOST".to_string(), host.to_string()));
     }
     vars
 }
@@ -96,7 +98,8 @@ pub fn build(
 fn headers(map: &HeaderMap, vars: &mut Vec<(String, String)>) {
     for name in map.keys() {
         let name = name.as_str();
-        if name.contains('_') {
+        // Host is HTTP_HOST, from `build`'s `host`.
+        if name.contains('_') || name == "host" {
             continue;
         }
         let key = match name {
@@ -154,9 +157,8 @@ pub fn requested_host(parts: &Parts) -> Option<String> {
 }
 
 /// The host the client asked for, as routing matched it: lower-case, without the port.
-fn server_name(parts: &Parts) -> Option<String> {
-    let host = requested_host(parts)?;
-    let host = host.rsplit_once('@').map_or(host.as_str(), |(_, h)| h);
+fn server_name(host: &str) -> Option<String> {
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let name = crate::router::host_key(host);
     (!name.is_empty()).then_some(name)
 }
@@ -235,7 +237,8 @@ mod tests {
             script_name: script.as_bytes(),
             path_info: info.as_bytes(),
         };
-        let vars = build(&parts, &CONN, mount, WARM);
+        let host = requested_host(&parts);
+        let vars = build(&parts, &CONN, host.as_deref(), mount, WARM);
         let n = vars.len();
         let map: std::collections::BTreeMap<_, _> = vars.into_iter().collect();
         assert_eq!(map.len(), n, "every key appears once");

@@ -25,6 +25,7 @@ pub mod input;
 pub mod output;
 pub mod pool;
 pub mod protocol;
+pub mod proxy;
 pub mod python;
 pub mod router;
 pub mod server;

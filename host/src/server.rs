@@ -32,6 +32,7 @@ use crate::error::Failure;
 use crate::gateway::{self, Call, Target};
 use crate::input::RequestBody;
 use crate::pool::Pool;
+use crate::proxy::TrustedProxies;
 use crate::router::Router;
 use crate::start_response::CloseRequest;
 
@@ -53,8 +54,14 @@ pub struct ServeOptions {
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
-    router: Arc<Router<Arc<Target>>>,
+    site: Arc<Site>,
     routes: Vec<Arc<Route>>,
+}
+
+/// What every request is checked and routed against.
+struct Site {
+    router: Router<Arc<Target>>,
+    trusted: TrustedProxies,
 }
 
 impl Server {
@@ -84,7 +91,10 @@ impl Server {
             targets.push((route.host.clone(), route.prefix.clone(), target));
         }
         let routes = targets.iter().map(|(_, _, t)| t.route.clone()).collect();
-        let router = Arc::new(Router::new(targets));
+        let site = Arc::new(Site {
+            router: Router::new(targets),
+            trusted: config.server.trusted_proxies.clone(),
+        });
 
         let bind = options
             .bind
@@ -95,7 +105,7 @@ impl Server {
         Ok(Server {
             listener,
             local_addr,
-            router,
+            site,
             routes,
         })
     }
@@ -155,12 +165,12 @@ impl Server {
                 scheme: "http",
             };
             let close = Arc::new(CloseRequest::default());
-            let router = self.router.clone();
+            let site = self.site.clone();
             let close_handle = close.clone();
             let service = service_fn(move |req| {
-                let router = router.clone();
+                let site = site.clone();
                 let close = close_handle.clone();
-                async move { Ok::<_, Infallible>(serve(&router, connection, close, req).await) }
+                async move { Ok::<_, Infallible>(serve(&site, connection, close, req).await) }
             });
             let builder = builder.clone();
             let mut stopping = stopping.clone();
@@ -223,7 +233,7 @@ async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
 
 /// One request, start to head.
 async fn serve(
-    router: &Router<Arc<Target>>,
+    site: &Site,
     connection: Connection,
     close: Arc<CloseRequest>,
     req: Request<Incoming>,
@@ -232,9 +242,21 @@ async fn serve(
     if let Err(failure) = crate::protocol::check(&parts) {
         return failure.response();
     }
+    // Behind a trusted proxy, the client, scheme and host are the ones it forwards.
+    let mut connection = connection;
+    let mut host = environ::requested_host(&parts);
+    if let Some(forwarded) =
+        crate::proxy::resolve(&parts.headers, connection.remote.ip(), &site.trusted)
+    {
+        if let Some(client) = forwarded.client {
+            connection.remote = SocketAddr::new(client, 0);
+        }
+        connection.scheme = forwarded.scheme.unwrap_or(connection.scheme);
+        host = forwarded.host.or(host);
+    }
     let path = environ::decode_path(parts.uri.path());
-    let host = environ::requested_host(&parts).map(|h| crate::router::host_key(&h));
-    let Some(matched) = router.route(host.as_deref(), &path) else {
+    let route_host = host.as_deref().map(crate::router::host_key);
+    let Some(matched) = site.router.route(route_host.as_deref(), &path) else {
         return Failure::NotFound.response();
     };
     let target = matched.route.clone();
@@ -242,7 +264,13 @@ async fn serve(
         script_name: matched.script_name,
         path_info: matched.path_info,
     };
-    let vars = environ::build(&parts, &connection, mount, target.pool.concurrency());
+    let vars = environ::build(
+        &parts,
+        &connection,
+        host.as_deref(),
+        mount,
+        target.pool.concurrency(),
+    );
     let limit = target.route.limits.max_request_body;
     let declared = parts
         .headers

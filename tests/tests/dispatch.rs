@@ -167,3 +167,64 @@ async fn virtual_hosts_route_before_paths() {
     let (status, body) = h2_get_authority(server.addr, "other.test", "/").await;
     assert_eq!((status, body.as_slice()), (200, &b"Hello, world!\n"[..]));
 }
+
+/// A load balancer at 127.0.0.1 forwarding for a client, or a client pretending to be one.
+const FORWARDED: &str = "GET /who HTTP/1.1\r\nHost: lb.internal\r\nX-Forwarded-For: 198.51.100.1, 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example.com\r\nConnection: close\r\n\r\n";
+
+async fn proxied(trusted: &str) -> TestServer {
+    TestServer::start(
+        &[
+            format!("[server]\ntrusted-proxies = [{trusted}]\n\n"),
+            route("/", ENVIRON, ""),
+            route(
+                "/",
+                ENVIRON,
+                "host = \"shop.example.com\"\nenv = { TENANT = \"shop\" }",
+            ),
+        ]
+        .concat(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_speaks_for_its_client() {
+    let server = proxied("\"127.0.0.0/8\"").await;
+    let env = parse_one(&raw(server.addr, FORWARDED.as_bytes()).await).json();
+    // The right-most address the proxy did not vouch for: 198.51.100.1 came from the client.
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.7");
+    assert_eq!(env["wsgi.url_scheme"], "https");
+    assert_eq!(env["SERVER_NAME"], "shop.example.com");
+    assert_eq!(env["HTTP_HOST"], "shop.example.com");
+    let request = "GET /who?env=TENANT HTTP/1.1\r\nHost: lb.internal\r\nForwarded: for=\"[2001:db8::7]:4711\";proto=https;host=shop.example.com\r\nConnection: close\r\n\r\n";
+    let env = parse_one(&raw(server.addr, request.as_bytes()).await).json();
+    assert_eq!(
+        (
+            &env["REMOTE_ADDR"],
+            &env["wsgi.url_scheme"],
+            &env["env.TENANT"]
+        ),
+        (&"2001:db8::7".into(), &"https".into(), &"shop".into()),
+        "routed to the forwarded host's tenant"
+    );
+}
+
+#[tokio::test]
+async fn spoofed_forwarding_headers_change_nothing() {
+    for trusted in ["", "\"10.0.0.0/8\", \"::1\""] {
+        let server = proxied(trusted).await;
+        let request = FORWARDED.replace("/who", "/who?env=TENANT");
+        let env = parse_one(&raw(server.addr, request.as_bytes()).await).json();
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.1", "trusted = [{trusted}]");
+        assert_eq!(env["wsgi.url_scheme"], "http");
+        assert_eq!(env["SERVER_NAME"], "lb.internal");
+        assert_eq!(env["HTTP_HOST"], "lb.internal");
+        assert_eq!(
+            env["env.TENANT"],
+            serde_json::Value::Null,
+            "not routed to the spoofed host"
+        );
+        // The headers still reach the application, as HTTP_* keys.
+        assert_eq!(env["HTTP_X_FORWARDED_FOR"], "198.51.100.1, 203.0.113.7");
+    }
+}
