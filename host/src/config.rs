@@ -10,6 +10,7 @@
 //! [server]
 //! bind = "127.0.0.1:8080"          # optional; --bind overrides it
 //! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
+//! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
 //!
 //! [defaults]                       # limits for every route that does not set its own
 //! timeout = "10s"
@@ -85,6 +86,8 @@ pub struct ServerConfig {
     pub bind: Option<String>,
     /// `trusted-proxies`: peers whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// `admin`: where the admin endpoints listen, if anywhere.
+    pub admin: Option<String>,
 }
 
 /// One `[[route]]`: an application mounted under a path prefix.
@@ -275,6 +278,7 @@ struct RawFile {
 struct RawServer {
     bind: Option<Spanned<String>>,
     trusted_proxies: Option<Spanned<Vec<String>>>,
+    admin: Option<Spanned<String>>,
 }
 
 /// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
@@ -475,7 +479,9 @@ impl Config {
         let raw_server = raw.server.unwrap_or(RawServer {
             bind: None,
             trusted_proxies: None,
+            admin: None,
         });
+        server.admin = raw_server.admin.map(Spanned::into_inner);
         if let Some(list) = raw_server.trusted_proxies {
             server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
                 invalid(

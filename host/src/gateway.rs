@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use crate::bindings::Environ;
 use crate::error::Failure;
@@ -40,6 +41,8 @@ pub struct Target {
     pub pool: Pool,
     /// The route's configuration.
     pub route: Arc<crate::config::Route>,
+    /// The route's figures.
+    pub stats: Arc<crate::stats::RouteStats>,
 }
 
 /// Runs `call` through its route; resolves with the response head or a failure.
@@ -110,10 +113,12 @@ async fn exchange(
     input: RequestBody,
     mut writer: ResponseWriter,
 ) {
+    let started = Instant::now();
     let mut lease = match target.pool.get().await {
         Ok(lease) => lease,
         Err(failure) => {
             tracing::warn!(route = %target.route.display_name(), "{failure}");
+            target.stats.failed(&failure);
             writer.fail(failure);
             return;
         }
@@ -122,7 +127,9 @@ async fn exchange(
     instance.store.data_mut().begin(input, writer);
     // A warm store's deadline is from its last request: start counting afresh.
     instance.store.set_epoch_deadline(1);
+    let guest_started = Instant::now();
     let result = tokio::time::timeout(target.route.limits.timeout, run(instance, vars)).await;
+    let guest_time = guest_started.elapsed();
     let Some(mut exchange) = instance.store.data_mut().end() else {
         return;
     };
@@ -161,8 +168,15 @@ async fn exchange(
         } else {
             tracing::debug!(route, "{failure}");
         }
+        target.stats.failed(&failure);
         exchange.response.fail(failure);
     }
+    target.stats.exchanged(
+        exchange.input.received(),
+        exchange.response.written(),
+        started.elapsed(),
+        guest_time,
+    );
     target.pool.put(lease, reusable);
 }
 

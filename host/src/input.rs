@@ -59,6 +59,11 @@ impl RequestBody {
         }
     }
 
+    /// Body bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
     /// Why the body failed, if it did.
     pub fn failure(&self) -> Option<BodyFailure> {
         self.failure

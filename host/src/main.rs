@@ -29,6 +29,10 @@ enum Command {
         /// Run each route's `build` command first.
         #[arg(long)]
         build: bool,
+        /// Serve /healthz, /readyz, /stats and /metrics on HOST:PORT (default: routes.toml's
+        /// [server] admin, else none).
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<String>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -126,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             routes,
             bind,
             build,
+            admin,
             cache,
         } => {
             let config = Config::load(&routes)?;
@@ -137,10 +142,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ServeOptions {
                     bind,
                     cache_dir: cache.dir(),
+                    admin,
                 },
             )
             .await?;
             println!("Listening on http://{}/", server.local_addr());
+            if let Some(admin) = server.admin_addr() {
+                println!("Admin on http://{admin}/ (/healthz /readyz /stats /metrics)");
+            }
             for route in server.routes() {
                 println!(
                     "  {:<24} {}",
@@ -214,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ServeOptions {
                     bind: Some("127.0.0.1:0".into()),
                     cache_dir: cache.dir(),
+                    admin: None,
                 },
             )
             .await?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{App, AppPre, WsgiError};
@@ -23,6 +23,7 @@ use crate::error::Failure;
 use crate::input::RequestBody;
 use crate::output::{GuestOutput, OutputBudget};
 use crate::start_response::ResponseWriter;
+use crate::stats::{CountingLimiter, InstanceEvent, RouteStats};
 
 /// Tables, instances and memories per store: far above what a WSGI component needs.
 const MAX_TABLES_INSTANCES_MEMORIES: usize = 1000;
@@ -41,7 +42,7 @@ pub struct Exchange {
 pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
-    limits: StoreLimits,
+    limits: CountingLimiter,
     exchange: Option<Exchange>,
     exchanges: u64,
     output: OutputBudget,
@@ -118,6 +119,7 @@ pub struct Lease {
 /// outright while a slot may free up soon.
 pub struct Pool {
     pre: AppPre<HostState>,
+    stats: Arc<RouteStats>,
     route: Arc<Route>,
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
@@ -132,7 +134,7 @@ struct Idle {
 impl Pool {
     /// A pool over a prepared component. Warm pools start a task that drops instances
     /// idle for longer than the route's `idle-timeout`; it ends with the pool.
-    pub fn new(pre: AppPre<HostState>, route: Arc<Route>) -> Self {
+    pub fn new(pre: AppPre<HostState>, route: Arc<Route>, stats: Arc<RouteStats>) -> Self {
         let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
         if route.limits.instances == InstanceModel::Warm {
             let weak = Arc::downgrade(&idle);
@@ -158,6 +160,7 @@ impl Pool {
         }
         Pool {
             pre,
+            stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,
             queued: AtomicUsize::new(0),
@@ -215,7 +218,7 @@ impl Pool {
     }
 
     async fn instantiate(&self) -> Result<Instance, Failure> {
-        let mut store = new_store(self.pre.engine(), &self.route)
+        let mut store = new_store(self.pre.engine(), &self.route, &self.stats)
             .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
         let app = self.pre.instantiate_async(&mut store).await.map_err(|e| {
             if e.is::<wasmtime::PoolConcurrencyLimitError>() {
@@ -226,6 +229,7 @@ impl Pool {
                 Failure::Internal(format!("instantiating: {e:?}"))
             }
         })?;
+        self.stats.instance(InstanceEvent::Created);
         Ok(Instance {
             store,
             app,
@@ -242,10 +246,13 @@ impl Pool {
             _permit,
         } = lease;
         instance.served += 1;
-        if completed
-            && self.route.limits.instances == InstanceModel::Warm
-            && instance.served < self.route.limits.max_requests
-        {
+        let warm = self.route.limits.instances == InstanceModel::Warm;
+        if !completed {
+            self.stats.instance(InstanceEvent::Discarded);
+        } else if warm && instance.served >= self.route.limits.max_requests {
+            self.stats.instance(InstanceEvent::Recycled);
+        }
+        if completed && warm && instance.served < self.route.limits.max_requests {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -260,12 +267,26 @@ impl Pool {
     pub fn idle(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+
+    /// Instances serving a request right now.
+    pub fn busy(&self) -> usize {
+        self.route.limits.max_concurrency - self.permits.available_permits()
+    }
+
+    /// Requests waiting for an instance right now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
 }
 
 /// A store with the route's sandbox: its env and read-only dirs and nothing else of the host
 /// (no inherited environment, no network: every socket call and name lookup is refused),
 /// guest output to the log, and the route's memory limit.
-fn new_store(engine: &Engine, route: &Route) -> wasmtime::Result<Store<HostState>> {
+fn new_store(
+    engine: &Engine,
+    route: &Route,
+    stats: &Arc<RouteStats>,
+) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
     let (stdout, stderr) = GuestOutput::pair(&route.display_name(), &output);
     let mut wasi = WasiCtx::builder();
@@ -285,6 +306,10 @@ fn new_store(engine: &Engine, route: &Route) -> wasmtime::Result<Store<HostState
         .instances(MAX_TABLES_INSTANCES_MEMORIES)
         .memories(MAX_TABLES_INSTANCES_MEMORIES)
         .build();
+    let limits = CountingLimiter {
+        limits,
+        stats: stats.clone(),
+    };
     let state = HostState {
         table: ResourceTable::new(),
         wasi: wasi.build(),

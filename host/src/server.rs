@@ -35,6 +35,7 @@ use crate::pool::Pool;
 use crate::proxy::TrustedProxies;
 use crate::router::Router;
 use crate::start_response::CloseRequest;
+use crate::stats::{RouteStats, Stats};
 
 /// How long a client may take to send a request head (then the connection closes).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub bind: Option<String>,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Serve the admin endpoints here instead of routes.toml's `[server] admin` (if any).
+    pub admin: Option<String>,
 }
 
 /// A server that has compiled its routes and is bound, ready to [`Server::run`].
@@ -56,12 +59,17 @@ pub struct Server {
     local_addr: SocketAddr,
     site: Arc<Site>,
     routes: Vec<Arc<Route>>,
+    targets: Vec<Arc<Target>>,
+    stats: Arc<Stats>,
+    admin: Option<TcpListener>,
 }
 
 /// What every request is checked and routed against.
 struct Site {
     router: Router<Arc<Target>>,
     trusted: TrustedProxies,
+    /// Figures of requests no route answered.
+    unrouted: Arc<RouteStats>,
 }
 
 impl Server {
@@ -71,6 +79,7 @@ impl Server {
         config.check_components()?;
         let engine = crate::engine::new_engine(&config)?;
         let linker = Arc::new(crate::engine::linker(&engine)?);
+        let stats = Arc::new(Stats::new());
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in config.routes {
             let started = std::time::Instant::now();
@@ -84,16 +93,20 @@ impl Server {
             .with_context(|| crate::engine::load_context(&route))?;
             tracing::debug!(route = %route.display_name(), elapsed = ?started.elapsed(), "component ready");
             let route = Arc::new(route);
+            let route_stats = stats.route(&route.display_name());
             let target = Arc::new(Target {
-                pool: Pool::new(pre, route.clone()),
+                pool: Pool::new(pre, route.clone(), route_stats.clone()),
                 route: route.clone(),
+                stats: route_stats,
             });
             targets.push((route.host.clone(), route.prefix.clone(), target));
         }
         let routes = targets.iter().map(|(_, _, t)| t.route.clone()).collect();
+        let all = targets.iter().map(|(_, _, t)| t.clone()).collect();
         let site = Arc::new(Site {
             router: Router::new(targets),
             trusted: config.server.trusted_proxies.clone(),
+            unrouted: stats.route(crate::stats::UNROUTED),
         });
 
         let bind = options
@@ -102,17 +115,33 @@ impl Server {
             .unwrap_or_else(|| DEFAULT_BIND.to_string());
         let listener = listen(&bind).await?;
         let local_addr = listener.local_addr()?;
+        let admin = match options.admin.or(config.server.admin) {
+            Some(addr) => Some(
+                listen(&addr)
+                    .await
+                    .with_context(|| format!("admin listener {addr}"))?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             local_addr,
             site,
             routes,
+            targets: all,
+            stats,
+            admin,
         })
     }
 
     /// The address the server listens on (with the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The admin listener's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Every route, in routes.toml's order.
@@ -140,6 +169,16 @@ impl Server {
         // response that must be the connection's last); either makes hyper finish the
         // response in flight and then close, instead of cutting it off.
         let (stopping_tx, stopping) = watch::channel(false);
+        let admin = self.admin.map(|listener| {
+            tokio::spawn(crate::admin::serve(
+                listener,
+                Arc::new(crate::admin::Admin {
+                    stats: self.stats.clone(),
+                    targets: self.targets.clone(),
+                }),
+            ))
+        });
+        self.stats.set_ready();
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -164,6 +203,7 @@ impl Server {
                 local: stream.local_addr().unwrap_or(self.local_addr),
                 scheme: "http",
             };
+            let counted = self.stats.connection();
             let close = Arc::new(CloseRequest::default());
             let site = self.site.clone();
             let close_handle = close.clone();
@@ -194,9 +234,11 @@ impl Server {
                 if let Err(e) = result {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");
                 }
+                drop(counted);
             });
         }
         drop(self.listener);
+        self.stats.set_draining();
         tracing::info!("shutting down: no new connections; waiting for in-flight requests");
         let _ = stopping_tx.send(true);
         let drained = tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, async {
@@ -205,6 +247,9 @@ impl Server {
         if drained.await.is_err() {
             tracing::warn!("shutdown timeout: closing the remaining connections");
             connections.shutdown().await;
+        }
+        if let Some(admin) = admin {
+            admin.abort();
         }
         Ok(())
     }
@@ -231,12 +276,29 @@ async fn listen(bind: &str) -> anyhow::Result<TcpListener> {
     }
 }
 
-/// One request, start to head.
+/// One request, start to head, counted under the route that answered it.
 async fn serve(
     site: &Site,
     connection: Connection,
     close: Arc<CloseRequest>,
     req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let mut routed = None;
+    let response = answer(site, connection, close, req, &mut routed).await;
+    routed
+        .as_deref()
+        .unwrap_or(&site.unrouted)
+        .answered(response.status());
+    response
+}
+
+/// [`serve`]'s work; `routed` is set to the route's figures once the request is routed.
+async fn answer(
+    site: &Site,
+    connection: Connection,
+    close: Arc<CloseRequest>,
+    req: Request<Incoming>,
+    routed: &mut Option<Arc<RouteStats>>,
 ) -> Response<ResponseBody> {
     let (parts, body) = req.into_parts();
     if let Err(failure) = crate::protocol::check(&parts) {
@@ -260,6 +322,7 @@ async fn serve(
         return Failure::NotFound.response();
     };
     let target = matched.route.clone();
+    *routed = Some(target.stats.clone());
     let mount = Mount {
         script_name: matched.script_name,
         path_info: matched.path_info,
@@ -278,6 +341,7 @@ async fn serve(
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if limit.is_some_and(|limit| declared.is_some_and(|declared| declared > limit)) {
         // Refused before the application runs or a byte of the body is read.
+        target.stats.failed(&Failure::BodyTooLarge);
         return Failure::BodyTooLarge.response();
     }
     let call = Call {
@@ -290,21 +354,4 @@ async fn serve(
         Ok(response) => response,
         Err(failure) => failure.response(),
     }
-}
-
-/// Convenience for tests and embedders: bind on `addr`, no compile cache.
-pub async fn bind_routes(
-    routes: &std::path::Path,
-    addr: &str,
-    cache_dir: Option<PathBuf>,
-) -> anyhow::Result<Server> {
-    let config = Config::load(routes)?;
-    Server::bind(
-        config,
-        ServeOptions {
-            bind: Some(addr.to_string()),
-            cache_dir,
-        },
-    )
-    .await
 }

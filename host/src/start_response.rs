@@ -103,6 +103,11 @@ impl ResponseWriter {
         (writer, rx)
     }
 
+    /// Body bytes sent so far (none for HEAD, 204 and 304).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
     /// Whether the head has gone to the client (and so a failure can only close the connection).
     pub fn headers_sent(&self) -> bool {
         self.sent

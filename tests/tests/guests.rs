@@ -6,7 +6,7 @@ use cheroot_wasm_tests::foreach_guest;
 /// Where each guest is tested.
 #[expect(non_upper_case_globals, reason = "named after the guest crates")]
 mod tested_in {
-    pub const hello: &str = "dispatch.rs, response.rs, protocol.rs";
+    pub const hello: &str = "dispatch.rs, response.rs, protocol.rs, admin.rs";
     pub const environ: &str = "environ.rs, dispatch.rs, pool.rs";
     pub const echo: &str = "streaming.rs, protocol.rs";
     pub const stream: &str = "streaming.rs, response.rs";

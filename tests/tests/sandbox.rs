@@ -169,6 +169,7 @@ async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
     let options = cheroot_wasm::ServeOptions {
         bind: Some("127.0.0.1:0".into()),
         cache_dir: Some(CACHE_DIR.into()),
+        ..Default::default()
     };
     let error = match cheroot_wasm::Server::bind(config, options).await {
         Ok(_) => panic!("a component with an unknown import was accepted"),

@@ -24,6 +24,8 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server running in this test's runtime.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin listener, when routes.toml asks for one.
+    pub admin: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     dir: PathBuf,
@@ -57,15 +59,18 @@ impl TestServer {
         let options = cheroot_wasm::ServeOptions {
             bind: Some("127.0.0.1:0".into()),
             cache_dir: Some(CACHE_DIR.into()),
+            ..Default::default()
         };
         let server = cheroot_wasm::Server::bind(config, options).await.unwrap();
         let addr = server.local_addr();
+        let admin = server.admin_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
             let _ = rx.await;
         }));
         TestServer {
             addr,
+            admin,
             shutdown: Some(tx),
             task: Some(task),
             dir,

@@ -1,0 +1,94 @@
+//! The admin listener: health, readiness, and figures that match a known workload exactly.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+async fn admin_get(server: &TestServer, path: &str) -> Response {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    parse_one(&raw(server.admin.expect("an admin listener"), request.as_bytes()).await)
+}
+
+#[tokio::test]
+async fn stats_and_metrics_count_a_known_workload() {
+    let server = TestServer::start(
+        &[
+            "[server]\nadmin = \"127.0.0.1:0\"\n\n".to_string(),
+            route("/hello", HELLO, ""),
+            route("/errors", ERRORS, "memory = \"32MiB\""),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_ne!(server.admin, Some(server.addr), "a listener of its own");
+    assert_eq!(admin_get(&server, "/healthz").await.status, 200);
+    assert_eq!(admin_get(&server, "/readyz").await.status, 200);
+
+    for _ in 0..3 {
+        assert_eq!(server.get("/hello").await.status, 200);
+    }
+    assert_eq!(server.get("/errors/trap").await.status, 500);
+    assert_eq!(server.get("/errors/alloc/64").await.status, 500);
+    assert_eq!(server.get("/missing").await.status, 404);
+
+    // Connections close just after their last response: let the count settle.
+    let mut stats = admin_get(&server, "/stats").await.json();
+    for _ in 0..50 {
+        if stats["connections"]["open"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stats = admin_get(&server, "/stats").await.json();
+    }
+    assert_eq!(stats["connections"]["accepted"], 6, "{stats:#?}");
+    assert_eq!(stats["connections"]["open"], 0);
+    assert_eq!(stats["ready"], true);
+    let hello = &stats["routes"]["/hello"];
+    assert_eq!(hello["requests"], 3, "{stats:#?}");
+    assert_eq!(hello["status"]["2xx"], 3);
+    assert_eq!(hello["bytes_out"], 3 * 14);
+    assert_eq!(
+        hello["instances"]["created"], 1,
+        "one warm instance served all three"
+    );
+    assert_eq!(hello["instances"]["idle"], 1);
+    assert_eq!(hello["instances"]["busy"], 0);
+    let errors = &stats["routes"]["/errors"];
+    assert_eq!(errors["status"]["5xx"], 2, "{stats:#?}");
+    assert_eq!(errors["limit_hits"]["trap"], 2);
+    assert!(
+        errors["limit_hits"]["memory"].as_u64().unwrap() >= 1,
+        "{stats:#?}"
+    );
+    assert_eq!(errors["instances"]["created"], 2);
+    assert_eq!(errors["instances"]["discarded"], 2);
+    assert_eq!(errors["instances"]["idle"], 0);
+    assert_eq!(stats["routes"]["(none)"]["status"]["4xx"], 1);
+
+    let metrics = admin_get(&server, "/metrics").await;
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = metrics.text();
+    for line in [
+        "cheroot_wasm_requests_total{route=\"/hello\",class=\"2xx\"} 3",
+        "cheroot_wasm_requests_total{route=\"/errors\",class=\"5xx\"} 2",
+        "cheroot_wasm_request_duration_seconds_count{route=\"/hello\"} 3",
+        "cheroot_wasm_connections_accepted_total 6",
+        "cheroot_wasm_instance_events_total{route=\"/errors\",kind=\"discarded\"} 2",
+        "cheroot_wasm_instances{route=\"/hello\",kind=\"idle\"} 1",
+        "cheroot_wasm_response_body_bytes_total{route=\"/hello\"} 42",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("cheroot_wasm_guest_seconds_total{route=\"/hello\"}"));
+    assert_eq!(admin_get(&server, "/nope").await.status, 404);
+}
