@@ -10,10 +10,16 @@ use http::{Method, Version, header};
 
 use crate::error::Failure;
 
+/// The longest method accepted: hyper takes any token, even 100 KB of one.
+pub const MAX_METHOD_LEN: usize = 32;
+
 /// Refuses what must not reach an application.
 pub fn check(parts: &Parts) -> Result<(), Failure> {
     if parts.method == Method::CONNECT {
         return Err(Failure::MethodNotAllowed);
+    }
+    if parts.method.as_str().len() > MAX_METHOD_LEN {
+        return Err(Failure::BadRequest("method too long"));
     }
     check_host(parts)?;
     check_transfer_encoding(parts)
@@ -161,6 +167,12 @@ mod tests {
 
     #[test]
     fn methods_and_codings() {
+        let long = "X".repeat(MAX_METHOD_LEN + 1);
+        assert!(matches!(
+            check(&parts(|b| b.method(long.as_str()).header("host", "x"))),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(check(&parts(|b| b.method("PROPFIND").header("host", "x"))).is_ok());
         assert!(matches!(
             check(&parts(|b| b.method("CONNECT").header("host", "x"))),
             Err(Failure::MethodNotAllowed)

@@ -76,6 +76,7 @@ async fn request_smuggling_shapes_are_refused() {
         ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-Fold: a\r\n  b\r\n\r\n", 400),
         ("space before colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
         ("bad chunk size", b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+        ("huge method", b"GETGETGETGETGETGETGETGETGETGETGETGET / HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ];
     for (name, request, status) in cases {
         // A smuggled second request follows each; it must never be answered.
