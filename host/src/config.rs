@@ -11,6 +11,7 @@
 //! bind = "127.0.0.1:8080"          # optional; --bind overrides it
 //! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
 //! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
+//! max-connections = 16384          # more connections wait in the listen backlog
 //!
 //! [defaults]                       # limits for every route that does not set its own
 //! timeout = "10s"
@@ -62,6 +63,8 @@ pub const DEFAULT_MAX_REQUESTS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request may wait for a free instance before it gets 503.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Client connections served at once; more wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Requests that may wait for an instance of one route; more get 503 at once.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
 /// Where the server listens when neither routes.toml nor `--bind` says: loopback only, so a
@@ -80,7 +83,7 @@ pub struct Config {
 }
 
 /// The `[server]` table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// `bind`: the address to listen on, if the file names one.
     pub bind: Option<String>,
@@ -88,6 +91,19 @@ pub struct ServerConfig {
     pub trusted_proxies: TrustedProxies,
     /// `admin`: where the admin endpoints listen, if anywhere.
     pub admin: Option<String>,
+    /// `max-connections`: client connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: None,
+            trusted_proxies: TrustedProxies::default(),
+            admin: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// One `[[route]]`: an application mounted under a path prefix.
@@ -279,6 +295,7 @@ struct RawServer {
     bind: Option<Spanned<String>>,
     trusted_proxies: Option<Spanned<Vec<String>>>,
     admin: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
 }
 
 /// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
@@ -480,8 +497,15 @@ impl Config {
             bind: None,
             trusted_proxies: None,
             admin: None,
+            max_connections: None,
         });
         server.admin = raw_server.admin.map(Spanned::into_inner);
+        server.max_connections = checker.count(
+            &raw_server.max_connections,
+            "server.max-connections".into(),
+            DEFAULT_MAX_CONNECTIONS as u64,
+            1 << 24,
+        )? as usize;
         if let Some(list) = raw_server.trusted_proxies {
             server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
                 invalid(

@@ -62,6 +62,7 @@ pub struct Server {
     targets: Vec<Arc<Target>>,
     stats: Arc<Stats>,
     admin: Option<TcpListener>,
+    max_connections: usize,
 }
 
 /// What every request is checked and routed against.
@@ -131,6 +132,7 @@ impl Server {
             targets: all,
             stats,
             admin,
+            max_connections: config.server.max_connections,
         })
     }
 
@@ -181,8 +183,15 @@ impl Server {
         self.stats.set_ready();
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        // At most max-connections at once: beyond it the server stops accepting, and new
+        // connections wait in the kernel's backlog instead of exhausting descriptors.
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         loop {
             while connections.try_join_next().is_some() {}
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = &mut shutdown => break,
+            };
             let (stream, remote) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -235,6 +244,7 @@ impl Server {
                     tracing::debug!(%remote, error = %e, "connection ended with an error");
                 }
                 drop(counted);
+                drop(slot);
             });
         }
         drop(self.listener);

@@ -126,3 +126,37 @@ async fn half_closed_clients_still_get_their_response() {
     let r = parse_one(&raw(server.addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await);
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn beyond_max_connections_new_clients_wait_in_the_backlog() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&format!(
+        "[server]\nmax-connections = 2\n\n{}",
+        route("/", HELLO, "")
+    ))
+    .await;
+    let request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+        held.push(stream);
+    }
+    // A third client connects (the kernel's backlog takes it) but is not served yet.
+    let mut third = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(request).await.unwrap();
+    let mut buf = [0u8; 512];
+    let early =
+        tokio::time::timeout(std::time::Duration::from_millis(300), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond max-connections");
+    // One of the first two leaves: the third is served.
+    drop(held.pop());
+    let n = tokio::time::timeout(READ_TIMEOUT, third.read(&mut buf))
+        .await
+        .expect("served once a slot freed")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+}
