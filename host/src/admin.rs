@@ -30,8 +30,7 @@ impl Admin {
     /// Reads the pools' current instance counts into the gauges.
     fn refresh(&self) {
         for target in &self.targets {
-            self.stats.refresh(
-                target.stats.name(),
+            target.stats.set_instances(
                 target.pool.idle(),
                 target.pool.busy(),
                 target.pool.queued(),

@@ -11,10 +11,9 @@
 //! client gone — is settled here, once: the writer sends the head or the failure, and the
 //! instance goes back to the pool only if it finished cleanly.
 
-use std::sync::Arc;
-
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bindings::Environ;

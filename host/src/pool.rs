@@ -247,19 +247,26 @@ impl Pool {
         } = lease;
         instance.served += 1;
         let warm = self.route.limits.instances == InstanceModel::Warm;
-        if !completed {
-            self.stats.instance(InstanceEvent::Discarded);
-        } else if warm && instance.served >= self.route.limits.max_requests {
-            self.stats.instance(InstanceEvent::Recycled);
-        }
-        if completed && warm && instance.served < self.route.limits.max_requests {
-            self.idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Idle {
-                    instance,
-                    since: Instant::now(),
-                });
+        let event = match (completed, warm) {
+            (false, _) => Some(InstanceEvent::Discarded),
+            (true, true) if instance.served >= self.route.limits.max_requests => {
+                Some(InstanceEvent::Recycled)
+            }
+            (true, true) => {
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(Idle {
+                        instance,
+                        since: Instant::now(),
+                    });
+                None
+            }
+            // A fresh instance served its one request: dropping it is the plan, not an event.
+            (true, false) => None,
+        };
+        if let Some(event) = event {
+            self.stats.instance(event);
         }
     }
 

@@ -39,6 +39,10 @@ struct KindLabel {
     kind: String,
 }
 
+/// Status classes, as labelled.
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Instance gauges, as labelled.
+const GAUGES: [&str; 3] = ["idle", "busy", "queued"];
 /// The limits whose hits are counted, as labelled.
 const LIMITS: [&str; 5] = ["timeout", "memory", "unavailable", "trap", "body-too-large"];
 /// Instance events, as labelled.
@@ -60,7 +64,7 @@ pub struct Stats {
     instances: Family<KindLabel, Gauge>,
     ready: AtomicBool,
     draining: AtomicBool,
-    routes: std::sync::Mutex<Vec<String>>,
+    routes: std::sync::Mutex<Vec<Arc<RouteStats>>>,
 }
 
 /// One route's handles, updated by the request path.
@@ -73,6 +77,8 @@ pub struct RouteStats {
     guest_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     limits: [Counter; LIMITS.len()],
     events: [Counter; EVENTS.len()],
+    /// Idle, busy, queued: set from the pool at scrape time.
+    instances: [Gauge; 3],
 }
 
 fn duration_buckets() -> Histogram {
@@ -164,10 +170,6 @@ impl Stats {
 
     /// The handles of route `name` (host and prefix), created at start-up.
     pub fn route(&self, name: &str) -> Arc<RouteStats> {
-        self.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(name.to_string());
         let class = |c: &str| {
             self.requests.get_or_create_owned(&ClassLabel {
                 route: name.into(),
@@ -175,22 +177,26 @@ impl Stats {
             })
         };
         let label = RouteLabel { route: name.into() };
-        let kind = |family: &Family<KindLabel, Counter>, k: &str| {
-            family.get_or_create_owned(&KindLabel {
-                route: name.into(),
-                kind: k.into(),
-            })
+        let kind = |k: &str| KindLabel {
+            route: name.into(),
+            kind: k.into(),
         };
-        Arc::new(RouteStats {
+        let route = Arc::new(RouteStats {
             name: name.to_string(),
-            requests: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(class),
+            requests: CLASSES.map(class),
             bytes_in: self.bytes_in.get_or_create_owned(&label),
             bytes_out: self.bytes_out.get_or_create_owned(&label),
             duration: self.duration.get_or_create_owned(&label),
             guest_seconds: self.guest_seconds.get_or_create_owned(&label),
-            limits: LIMITS.map(|l| kind(&self.limits, l)),
-            events: EVENTS.map(|e| kind(&self.instance_events, e)),
-        })
+            limits: LIMITS.map(|l| self.limits.get_or_create_owned(&kind(l))),
+            events: EVENTS.map(|e| self.instance_events.get_or_create_owned(&kind(e))),
+            instances: GAUGES.map(|g| self.instances.get_or_create_owned(&kind(g))),
+        });
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(route.clone());
+        route
     }
 
     /// A connection was accepted; the guard counts it open until dropped.
@@ -215,18 +221,6 @@ impl Stats {
         self.ready.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
     }
 
-    /// Sets the instance gauges of `route`: idle, busy, queued.
-    pub fn refresh(&self, route: &str, idle: usize, busy: usize, queued: usize) {
-        for (kind, n) in [("idle", idle), ("busy", busy), ("queued", queued)] {
-            self.instances
-                .get_or_create(&KindLabel {
-                    route: route.into(),
-                    kind: kind.into(),
-                })
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-
     /// The OpenMetrics text of every figure.
     pub fn metrics_text(&self) -> String {
         let mut out = String::new();
@@ -237,75 +231,21 @@ impl Stats {
 
     /// The same figures as JSON.
     pub fn json(&self) -> serde_json::Value {
-        use serde_json::{Map, Value, json};
-        let routes = self
+        let routes: serde_json::Map<String, serde_json::Value> = self
             .routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let mut per_route = Map::new();
-        for name in routes {
-            let label = RouteLabel {
-                route: name.clone(),
-            };
-            let count = |family: &Family<KindLabel, Counter>, kind: &str| {
-                family
-                    .get(&KindLabel {
-                        route: name.clone(),
-                        kind: kind.into(),
-                    })
-                    .map_or(0, |c| c.get())
-            };
-            let gauge = |kind: &str| {
-                self.instances
-                    .get(&KindLabel {
-                        route: name.clone(),
-                        kind: kind.into(),
-                    })
-                    .map_or(0, |g| g.get())
-            };
-            let classes: Map<String, Value> = ["1xx", "2xx", "3xx", "4xx", "5xx"]
-                .iter()
-                .map(|c| {
-                    let n = self
-                        .requests
-                        .get(&ClassLabel {
-                            route: name.clone(),
-                            class: (*c).into(),
-                        })
-                        .map_or(0, |c| c.get());
-                    ((*c).to_string(), json!(n))
-                })
-                .collect();
-            let total: u64 = classes.values().filter_map(Value::as_u64).sum();
-            per_route.insert(
-                name.clone(),
-                json!({
-                    "requests": total,
-                    "status": classes,
-                    "bytes_in": self.bytes_in.get(&label).map_or(0, |c| c.get()),
-                    "bytes_out": self.bytes_out.get(&label).map_or(0, |c| c.get()),
-                    "guest_seconds": self.guest_seconds.get(&label).map_or(0.0, |c| c.get()),
-                    "instances": {
-                        "idle": gauge("idle"),
-                        "busy": gauge("busy"),
-                        "queued": gauge("queued"),
-                        "created": count(&self.instance_events, "created"),
-                        "recycled": count(&self.instance_events, "recycled"),
-                        "discarded": count(&self.instance_events, "discarded"),
-                    },
-                    "limit_hits": LIMITS.iter().map(|l| (l.to_string(), json!(count(&self.limits, l)))).collect::<Map<_, _>>(),
-                }),
-            );
-        }
-        json!({
+            .iter()
+            .map(|r| (r.name.clone(), r.json()))
+            .collect();
+        serde_json::json!({
             "uptime_seconds": self.started.elapsed().as_secs_f64(),
             "ready": self.is_ready(),
             "connections": {
                 "open": self.connections_open.get(),
                 "accepted": self.connections_accepted.get(),
             },
-            "routes": per_route,
+            "routes": routes,
         })
     }
 }
@@ -331,9 +271,34 @@ pub enum InstanceEvent {
 }
 
 impl RouteStats {
-    /// The route's name, as labelled.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Sets the instance gauges from the pool: idle, busy, queued.
+    pub fn set_instances(&self, idle: usize, busy: usize, queued: usize) {
+        for (gauge, n) in self.instances.iter().zip([idle, busy, queued]) {
+            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// This route's figures as JSON.
+    fn json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let labelled = |names: &[&str], values: Vec<Value>| -> Map<String, Value> {
+            names.iter().map(|n| n.to_string()).zip(values).collect()
+        };
+        let counts = |counters: &[Counter]| counters.iter().map(|c| json!(c.get())).collect();
+        let mut instances = labelled(
+            &GAUGES,
+            self.instances.iter().map(|g| json!(g.get())).collect(),
+        );
+        instances.extend(labelled(&EVENTS, counts(&self.events)));
+        json!({
+            "requests": self.requests.iter().map(Counter::get).sum::<u64>(),
+            "status": labelled(&CLASSES, counts(&self.requests)),
+            "bytes_in": self.bytes_in.get(),
+            "bytes_out": self.bytes_out.get(),
+            "guest_seconds": self.guest_seconds.get(),
+            "instances": instances,
+            "limit_hits": labelled(&LIMITS, counts(&self.limits)),
+        })
     }
 
     /// A response with this status went out.
