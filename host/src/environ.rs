@@ -52,12 +52,14 @@ pub struct Mount<'a> {
 
 /// The environ's `vars`.
 ///
-/// `host` is the host the request is for, as sent (see [`requested_host`]), or as a trusted
-/// proxy forwarded it: SERVER_NAME is its name and HTTP_HOST the value itself.
+/// `host` is the host the request is for, as sent (see [`requested_host`]) or as a trusted
+/// proxy forwarded it, and `server_name` its name as routing matched it
+/// ([`crate::router::host_key`]): HTTP_HOST and SERVER_NAME.
 pub fn build(
     parts: &Parts,
     conn: &Connection,
     host: Option<&str>,
+    server_name: Option<&str>,
     mount: Mount<'_>,
     concurrency: Concurrency,
 ) -> Vec<(String, String)> {
@@ -72,8 +74,9 @@ pub fn build(
     put("REQUEST_URI", request_uri(parts));
     put(
         "SERVER_NAME",
-        host.and_then(server_name)
-            .unwrap_or_else(|| conn.local.ip().to_string()),
+        server_name
+            .filter(|name| !name.is_empty())
+            .map_or_else(|| conn.local.ip().to_string(), str::to_string),
     );
     put("SERVER_PORT", conn.local.port().to_string());
     put("SERVER_PROTOCOL", protocol(parts.version).to_string());
@@ -156,13 +159,6 @@ pub fn requested_host(parts: &Parts) -> Option<String> {
     }
 }
 
-/// The host the client asked for, as routing matched it: lower-case, without the port.
-fn server_name(host: &str) -> Option<String> {
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let name = crate::router::host_key(host);
-    (!name.is_empty()).then_some(name)
-}
-
 /// SERVER_PROTOCOL for a request version.
 pub fn protocol(version: Version) -> &'static str {
     match version {
@@ -238,7 +234,8 @@ mod tests {
             path_info: info.as_bytes(),
         };
         let host = requested_host(&parts);
-        let vars = build(&parts, &CONN, host.as_deref(), mount, WARM);
+        let name = host.as_deref().map(crate::router::host_key);
+        let vars = build(&parts, &CONN, host.as_deref(), name.as_deref(), mount, WARM);
         let n = vars.len();
         let map: std::collections::BTreeMap<_, _> = vars.into_iter().collect();
         assert_eq!(map.len(), n, "every key appears once");

@@ -62,8 +62,10 @@ impl fmt::Display for HostPattern {
     }
 }
 
-/// A request's host as routing compares it: lower-case, without port or trailing dot.
+/// A request's host as routing compares it (and SERVER_NAME shows it): lower-case, without
+/// userinfo, port or trailing dot.
 pub fn host_key(host: &str) -> String {
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let name = if host.starts_with('[') {
         host.split_inclusive(']').next().unwrap_or(host)
     } else {
@@ -259,6 +261,7 @@ mod tests {
         assert_eq!(host_key("Shop.Example.COM:8080"), "shop.example.com");
         assert_eq!(host_key("example.com."), "example.com");
         assert_eq!(host_key("[::1]:80"), "[::1]");
+        assert_eq!(host_key("user@Example.com:80"), "example.com");
         assert_eq!(
             HostPattern::parse("*.Example.com").unwrap().to_string(),
             "*.example.com"

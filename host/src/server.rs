@@ -341,6 +341,7 @@ async fn answer(
         &parts,
         &connection,
         host.as_deref(),
+        route_host.as_deref(),
         mount,
         target.pool.concurrency(),
     );
