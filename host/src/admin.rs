@@ -15,21 +15,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::gateway::Target;
-use crate::stats::Stats;
+use crate::site::Live;
 
 /// What the admin service reads.
 pub struct Admin {
-    /// The figures.
-    pub stats: Arc<Stats>,
-    /// The routes, for the instance gauges.
-    pub targets: Vec<Arc<Target>>,
+    /// The site being served (its routes, for the instance gauges) and the figures.
+    pub live: Arc<Live>,
 }
 
 impl Admin {
     /// Reads the pools' current instance counts into the gauges.
     fn refresh(&self) {
-        for target in &self.targets {
+        for target in &self.live.get().targets {
             target.stats.set_instances(
                 target.pool.idle(),
                 target.pool.busy(),
@@ -52,7 +49,9 @@ impl Admin {
         }
         match req.uri().path() {
             "/healthz" => reply(StatusCode::OK, TEXT, "ok\n".into()),
-            "/readyz" if self.stats.is_ready() => reply(StatusCode::OK, TEXT, "ready\n".into()),
+            "/readyz" if self.live.stats().is_ready() => {
+                reply(StatusCode::OK, TEXT, "ready\n".into())
+            }
             "/readyz" => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 TEXT,
@@ -60,7 +59,7 @@ impl Admin {
             ),
             "/stats" => {
                 self.refresh();
-                let json = serde_json::to_string_pretty(&self.stats.json())
+                let json = serde_json::to_string_pretty(&self.live.stats().json())
                     .expect("JSON values always serialise");
                 reply(StatusCode::OK, "application/json", json + "\n")
             }
@@ -69,7 +68,7 @@ impl Admin {
                 reply(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    self.stats.metrics_text(),
+                    self.live.stats().metrics_text(),
                 )
             }
             _ => reply(

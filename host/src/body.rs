@@ -33,6 +33,40 @@ pub struct ResponseBody {
     stream: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)>,
     /// The body is to abort; one poll was given to hyper to flush what came before.
     aborting: bool,
+    /// What to settle when the response has ended.
+    ending: Option<Ending>,
+}
+
+/// What happens when a response has ended — sent, cut off, or abandoned by hyper: its
+/// access-log line is written with the bytes that went out, and its connection learns that
+/// it has one response fewer in flight.
+pub struct Ending {
+    log: Option<(crate::access_log::Entry, u16)>,
+    activity: Arc<crate::connection::Activity>,
+    bytes: u64,
+}
+
+impl Ending {
+    /// `log` is the access-log line and the status, if the log is on.
+    pub fn new(
+        log: Option<(crate::access_log::Entry, u16)>,
+        activity: Arc<crate::connection::Activity>,
+    ) -> Self {
+        Ending {
+            log,
+            activity,
+            bytes: 0,
+        }
+    }
+}
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if let Some((entry, status)) = self.log.take() {
+            entry.finish(status, self.bytes);
+        }
+        self.activity.end();
+    }
 }
 
 impl ResponseBody {
@@ -42,6 +76,7 @@ impl ResponseBody {
             first: data.filter(|d| !d.is_empty()),
             stream: None,
             aborting: false,
+            ending: None,
         }
     }
 
@@ -56,7 +91,21 @@ impl ResponseBody {
             first: first.filter(|d| !d.is_empty()),
             stream: Some((rx, complete)),
             aborting: false,
+            ending: None,
         }
+    }
+
+    /// Settles `ending` when this body is done with.
+    pub fn ending(mut self, ending: Ending) -> Self {
+        self.ending = Some(ending);
+        self
+    }
+
+    fn sent(&mut self, chunk: Bytes) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        if let Some(ending) = &mut self.ending {
+            ending.bytes += chunk.len() as u64;
+        }
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 }
 
@@ -69,7 +118,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
+            return self.sent(first);
         }
         if self.aborting {
             self.aborting = false;
@@ -79,7 +128,7 @@ impl Body for ResponseBody {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(chunk)) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+            Poll::Ready(Some(chunk)) => self.sent(chunk),
             Poll::Ready(None) if complete.load(Ordering::Acquire) => {
                 self.stream = None;
                 Poll::Ready(None)

@@ -8,10 +8,24 @@
 //!
 //! ```toml
 //! [server]
-//! bind = "127.0.0.1:8080"          # optional; --bind overrides it
+//! bind = ["127.0.0.1:8080", "unix:/run/app.sock"]  # or one string; --bind overrides it
+//! reuse-port = false               # SO_REUSEPORT: several servers share a port
+//! socket-mode = "0660"             # permissions of unix: socket files
 //! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
 //! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
 //! max-connections = 16384          # more connections wait in the listen backlog
+//! header-timeout = "10s"           # a request head must arrive within this (then 408)
+//! shutdown-timeout = "30s"         # in-flight requests get this long to finish on stop
+//! max-header-size = "64KiB"        # request line + headers (then 431)
+//! max-uri-length = "16KiB"         # request-target (then 414)
+//! max-headers = 100                # header lines (then 431)
+//! access-log = "-"                 # "-" (stdout), a file, or "off"
+//! access-log-format = "combined"   # or "common"
+//!
+//! [server.tls]                     # every listener speaks TLS (h2 and http/1.1 by ALPN)
+//! cert = "cert.pem"                # certificate chain, PEM
+//! key = "key.pem"                  # private key, PEM
+//! client-ca = "ca.pem"             # require client certificates signed by these (optional)
 //!
 //! [defaults]                       # limits for every route that does not set its own
 //! timeout = "10s"
@@ -41,8 +55,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::listener::{BindAddr, BindOptions};
 use crate::proxy::TrustedProxies;
 use crate::router::HostPattern;
+use crate::tls::TlsSettings;
 use toml::Spanned;
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
@@ -67,6 +83,17 @@ pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Requests that may wait for an instance of one route; more get 503 at once.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
+/// How long a client may take to send a request head; also how long an idle keep-alive
+/// connection stays open (cheroot's `timeout` does both too).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request line and headers, in bytes.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 << 10;
+/// The request-target, in bytes.
+pub const DEFAULT_MAX_URI_LENGTH: usize = 16 << 10;
+/// Header lines in one request.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// Where the server listens when neither routes.toml nor `--bind` says: loopback only, so a
 /// first run never exposes a tenant's application to the network by accident.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -83,27 +110,104 @@ pub struct Config {
 }
 
 /// The `[server]` table.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    /// `bind`: the address to listen on, if the file names one.
-    pub bind: Option<String>,
+    /// `bind`: the addresses to listen on, if the file names any.
+    pub bind: Vec<BindAddr>,
+    /// `reuse-port` and `socket-mode`.
+    pub bind_options: BindOptions,
     /// `trusted-proxies`: peers whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: TrustedProxies,
     /// `admin`: where the admin endpoints listen, if anywhere.
     pub admin: Option<String>,
     /// `max-connections`: client connections served at once.
     pub max_connections: usize,
+    /// `shutdown-timeout`: how long in-flight requests may take once shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// Limits on the request head and the connection.
+    pub http: HttpLimits,
+    /// `access-log`: where the access log goes.
+    pub access_log: AccessLogTarget,
+    /// `access-log-format`.
+    pub access_log_format: AccessLogFormat,
+    /// `[server.tls]`, resolved against the file's directory.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            bind: None,
+            bind: Vec::new(),
+            bind_options: BindOptions::default(),
             trusted_proxies: TrustedProxies::default(),
             admin: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            http: HttpLimits::default(),
+            access_log: AccessLogTarget::Stdout,
+            access_log_format: AccessLogFormat::Combined,
+            tls: None,
         }
     }
+}
+
+/// What a client's request head and idle connection may take (HTTP/1; HTTP/2 takes the
+/// header size as its header-list limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `header-timeout`: a request head must arrive within this; an idle keep-alive
+    /// connection is closed after it.
+    pub header_timeout: Duration,
+    /// `max-header-size`: request line and headers, in bytes (431 beyond).
+    pub max_header_size: usize,
+    /// `max-uri-length`: the request-target, in bytes (414 beyond).
+    pub max_uri_length: usize,
+    /// `max-headers`: header lines (431 beyond).
+    pub max_headers: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_uri_length: DEFAULT_MAX_URI_LENGTH,
+            max_headers: DEFAULT_MAX_HEADERS,
+        }
+    }
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output (`"-"`, the default).
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+    /// No access log (`"off"`).
+    Off,
+}
+
+impl AccessLogTarget {
+    /// `"-"`, `"off"` or a path (relative to `base`).
+    pub fn parse(value: &str, base: &Path) -> Result<AccessLogTarget, String> {
+        match value.trim() {
+            "" => Err("must not be empty: \"-\" (stdout), a file, or \"off\"".into()),
+            "-" => Ok(AccessLogTarget::Stdout),
+            "off" => Ok(AccessLogTarget::Off),
+            path => Ok(AccessLogTarget::File(base.join(path))),
+        }
+    }
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessLogFormat {
+    /// Common Log Format: `host - - [time] "request" status bytes`.
+    Common,
+    /// Combined: Common plus `"referer" "user-agent"`.
+    Combined,
 }
 
 /// One `[[route]]`: an application mounted under a path prefix.
@@ -289,13 +393,39 @@ struct RawFile {
     route: Vec<Spanned<RawRoute>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawServer {
-    bind: Option<Spanned<String>>,
+    bind: Option<Spanned<OneOrMany>>,
+    reuse_port: Option<bool>,
+    socket_mode: Option<Spanned<String>>,
     trusted_proxies: Option<Spanned<Vec<String>>>,
     admin: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
+    header_timeout: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    max_header_size: Option<Spanned<String>>,
+    max_uri_length: Option<Spanned<String>>,
+    max_headers: Option<Spanned<i64>>,
+    access_log: Option<Spanned<String>>,
+    access_log_format: Option<AccessLogFormat>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+}
+
+/// A string, or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
@@ -390,6 +520,137 @@ impl Checker<'_> {
                     ),
                 )
             })
+    }
+
+    /// The `[server]` table.
+    fn server(&self, raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
+        let defaults = ServerConfig::default();
+        let mut server = ServerConfig {
+            admin: raw.admin.map(Spanned::into_inner),
+            max_connections: self.count(
+                &raw.max_connections,
+                "server.max-connections".into(),
+                DEFAULT_MAX_CONNECTIONS as u64,
+                1 << 24,
+            )? as usize,
+            shutdown_timeout: self.duration(
+                &raw.shutdown_timeout,
+                "server.shutdown-timeout".into(),
+                defaults.shutdown_timeout,
+            )?,
+            http: HttpLimits {
+                header_timeout: self.duration(
+                    &raw.header_timeout,
+                    "server.header-timeout".into(),
+                    DEFAULT_HEADER_TIMEOUT,
+                )?,
+                max_header_size: self
+                    .size(
+                        &raw.max_header_size,
+                        "server.max-header-size".into(),
+                        8192..=1 << 24,
+                    )?
+                    .map_or(DEFAULT_MAX_HEADER_SIZE, |n| n as usize),
+                max_uri_length: self
+                    .size(
+                        &raw.max_uri_length,
+                        "server.max-uri-length".into(),
+                        64..=1 << 24,
+                    )?
+                    .map_or(DEFAULT_MAX_URI_LENGTH, |n| n as usize),
+                max_headers: self.count(
+                    &raw.max_headers,
+                    "server.max-headers".into(),
+                    DEFAULT_MAX_HEADERS as u64,
+                    10_000,
+                )? as usize,
+            },
+            access_log_format: raw.access_log_format.unwrap_or(defaults.access_log_format),
+            ..defaults
+        };
+        server.bind_options.reuse_port = raw.reuse_port.unwrap_or(false);
+        if let Some(mode) = raw.socket_mode {
+            let parsed = u32::from_str_radix(mode.get_ref().trim(), 8)
+                .ok()
+                .filter(|m| *m <= 0o777);
+            server.bind_options.socket_mode = Some(parsed.ok_or_else(|| {
+                invalid(
+                    self.at(mode.span()),
+                    "server.socket-mode".into(),
+                    format!(
+                        "{:?} is not a file mode; write it in octal, e.g. \"0660\"",
+                        mode.get_ref()
+                    ),
+                )
+            })?);
+        }
+        if let Some(list) = raw.trusted_proxies {
+            server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
+                invalid(
+                    self.at(list.span()),
+                    "server.trusted-proxies".into(),
+                    message,
+                )
+            })?;
+        }
+        if let Some(bind) = raw.bind {
+            let at = self.at(bind.span());
+            let values = match bind.into_inner() {
+                OneOrMany::One(one) => vec![one],
+                OneOrMany::Many(many) => many,
+            };
+            if values.is_empty() {
+                return Err(invalid(
+                    at,
+                    "server.bind".into(),
+                    "must not be empty; e.g. \"127.0.0.1:8080\"",
+                ));
+            }
+            for value in values {
+                if value.trim().is_empty() {
+                    return Err(invalid(
+                        at,
+                        "server.bind".into(),
+                        "must not be empty; e.g. \"127.0.0.1:8080\"",
+                    ));
+                }
+                let addr = BindAddr::parse(&value)
+                    .map_err(|message| invalid(at.clone(), "server.bind".into(), message))?;
+                server.bind.push(match addr {
+                    BindAddr::Unix(path) => BindAddr::Unix(base.join(path)),
+                    other => other,
+                });
+            }
+        }
+        if let Some(log) = raw.access_log {
+            server.access_log = AccessLogTarget::parse(log.get_ref(), base).map_err(|message| {
+                invalid(self.at(log.span()), "server.access-log".into(), message)
+            })?;
+        }
+        if let Some(tls) = raw.tls {
+            let at = self.at(tls.span());
+            let tls = tls.into_inner();
+            let required = |value: Option<String>, key: &str| {
+                value
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| base.join(v))
+                    .ok_or_else(|| {
+                        invalid(
+                            at.clone(),
+                            format!("server.tls.{key}"),
+                            format!(
+                                "[server.tls] needs `{key}`: a PEM file, relative to this file"
+                            ),
+                        )
+                    })
+            };
+            server.tls = Some(TlsSettings {
+                cert: required(tls.cert, "cert")?,
+                key: required(tls.key, "key")?,
+                client_ca: tls.client_ca.map(|ca| base.join(ca)),
+            });
+        }
+        Ok(server)
     }
 
     /// The limits `raw` sets, each falling back to `base`; `table` names keys in errors.
@@ -492,39 +753,7 @@ impl Config {
         })?;
         let base = file.parent().unwrap_or(Path::new("."));
 
-        let mut server = ServerConfig::default();
-        let raw_server = raw.server.unwrap_or(RawServer {
-            bind: None,
-            trusted_proxies: None,
-            admin: None,
-            max_connections: None,
-        });
-        server.admin = raw_server.admin.map(Spanned::into_inner);
-        server.max_connections = checker.count(
-            &raw_server.max_connections,
-            "server.max-connections".into(),
-            DEFAULT_MAX_CONNECTIONS as u64,
-            1 << 24,
-        )? as usize;
-        if let Some(list) = raw_server.trusted_proxies {
-            server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
-                invalid(
-                    checker.at(list.span()),
-                    "server.trusted-proxies".into(),
-                    message,
-                )
-            })?;
-        }
-        if let Some(bind) = raw_server.bind {
-            if bind.get_ref().trim().is_empty() {
-                return Err(invalid(
-                    checker.at(bind.span()),
-                    "server.bind".into(),
-                    "must not be empty; e.g. \"127.0.0.1:8080\"",
-                ));
-            }
-            server.bind = Some(bind.into_inner());
-        }
+        let server = checker.server(raw.server.unwrap_or_default(), base)?;
         let defaults = checker.defaults(raw.defaults)?;
 
         if raw.route.is_empty() {
@@ -758,7 +987,7 @@ mod tests {
             "[server]\nbind = \"127.0.0.1:0\"\n\n[[route]]\npath = \"/blog/\"\ncomponent = \"b.wasm\"\nenv = { A = \"1\" }\nbuild = \"make\"\ntimeout = \"500ms\"\n\n[[route]]\npath = \"/\"\ncomponent = \"/abs/r.wasm\"\n",
         )
         .unwrap();
-        assert_eq!(c.server.bind.as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(c.server.bind, vec![BindAddr::Tcp("127.0.0.1:0".into())]);
         assert_eq!(c.routes[0].prefix, "/blog");
         assert_eq!(c.routes[0].component, Path::new("dir/b.wasm"));
         assert_eq!(c.routes[0].env, vec![("A".to_string(), "1".to_string())]);

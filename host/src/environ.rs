@@ -15,19 +15,25 @@
 //! of the body, whatever its framing.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::request::Parts;
 use http::{HeaderMap, Version};
 
-/// How the server reached this request, for REMOTE_*, SERVER_PORT and wsgi.url_scheme.
-#[derive(Debug, Clone, Copy)]
+use crate::tls::TlsInfo;
+
+/// How the server reached this request, for REMOTE_*, SERVER_PORT, wsgi.url_scheme and the
+/// TLS keys.
+#[derive(Debug, Clone)]
 pub struct Connection {
-    /// The client's address.
-    pub remote: SocketAddr,
-    /// The address the connection arrived on.
-    pub local: SocketAddr,
+    /// The client's address (`None` over a UNIX socket: REMOTE_ADDR is empty, as in cheroot).
+    pub remote: Option<SocketAddr>,
+    /// The address the connection arrived on (`None` over a UNIX socket).
+    pub local: Option<SocketAddr>,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// What the TLS handshake settled, on a TLS connection.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 /// The `wsgi.multithread`, `wsgi.multiprocess` and `wsgi.run_once` flags of an instance model.
@@ -74,21 +80,42 @@ pub fn build(
     put("REQUEST_URI", request_uri(parts));
     put(
         "SERVER_NAME",
-        server_name
-            .filter(|name| !name.is_empty())
-            .map_or_else(|| conn.local.ip().to_string(), str::to_string),
+        server_name.filter(|name| !name.is_empty()).map_or_else(
+            || {
+                conn.local
+                    .map_or_else(|| "localhost".into(), |a| a.ip().to_string())
+            },
+            str::to_string,
+        ),
     );
-    put("SERVER_PORT", conn.local.port().to_string());
+    put(
+        "SERVER_PORT",
+        conn.local
+            .map_or_else(String::new, |a| a.port().to_string()),
+    );
     put("SERVER_PROTOCOL", protocol(parts.version).to_string());
     put("SERVER_SOFTWARE", crate::SERVER_SOFTWARE.to_string());
-    put("REMOTE_ADDR", conn.remote.ip().to_canonical().to_string());
-    put("REMOTE_PORT", conn.remote.port().to_string());
+    put(
+        "REMOTE_ADDR",
+        conn.remote
+            .map_or_else(String::new, |a| a.ip().to_canonical().to_string()),
+    );
+    put(
+        "REMOTE_PORT",
+        conn.remote
+            .map_or_else(String::new, |a| a.port().to_string()),
+    );
     put("wsgi.version", "1.0".to_string());
     put("wsgi.url_scheme", conn.scheme.to_string());
     put("wsgi.multithread", concurrency.multithread.to_string());
     put("wsgi.multiprocess", concurrency.multiprocess.to_string());
     put("wsgi.run_once", concurrency.run_once.to_string());
     put("wsgi.input_terminated", "true".to_string());
+    if let Some(tls) = &conn.tls {
+        for (key, value) in tls.environ() {
+            put(key, value);
+        }
+    }
 
     headers(&parts.headers, &mut vars);
     if let Some(host) = host {
@@ -139,7 +166,7 @@ pub fn latin1(bytes: &[u8]) -> String {
 }
 
 /// The request-target as sent: origin-form path and query, `*`, or the absolute URI.
-fn request_uri(parts: &Parts) -> String {
+pub fn request_uri(parts: &Parts) -> String {
     if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() {
         parts.uri.path_and_query().map_or_else(
             || parts.uri.path().to_string(),
@@ -207,15 +234,16 @@ mod tests {
     use super::*;
 
     const CONN: Connection = Connection {
-        remote: SocketAddr::new(
+        remote: Some(SocketAddr::new(
             std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
             50000,
-        ),
-        local: SocketAddr::new(
+        )),
+        local: Some(SocketAddr::new(
             std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
             8080,
-        ),
+        )),
         scheme: "http",
+        tls: None,
     };
     const WARM: Concurrency = Concurrency {
         multithread: false,

@@ -18,6 +18,12 @@ pub enum Failure {
     /// The request is malformed (RFC 9112 §3.2 Host rules, bad target, ...).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The request-target is longer than `max-uri-length`.
+    #[error("request-target too long")]
+    UriTooLong,
+    /// A TLS connection opened for one host (SNI) asked for another.
+    #[error("misdirected request: the Host is not the TLS server name")]
+    Misdirected,
     /// CONNECT: this is not a proxy, and a 2xx would turn the connection into a tunnel.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -81,6 +87,8 @@ impl Failure {
         match self {
             Failure::BadRequest(_) | Failure::BodyMalformed => StatusCode::BAD_REQUEST,
             Failure::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Failure::UriTooLong => StatusCode::URI_TOO_LONG,
+            Failure::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             Failure::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Failure::NotFound => StatusCode::NOT_FOUND,
             Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -104,6 +112,7 @@ impl Failure {
         matches!(
             self,
             Failure::BadRequest(_)
+                | Failure::UriTooLong
                 | Failure::MethodNotAllowed
                 | Failure::BodyMalformed
                 | Failure::BodyTooLarge

@@ -13,8 +13,17 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Server log lines as `text` or `json` (filter with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -23,9 +32,10 @@ enum Command {
     Serve {
         /// The routes file.
         routes: PathBuf,
-        /// Listen on HOST:PORT (default: routes.toml's [server] bind, else 127.0.0.1:8080).
+        /// Listen on HOST:PORT, unix:PATH or systemd (repeatable; default: routes.toml's
+        /// [server] bind, else 127.0.0.1:8080).
         #[arg(long, value_name = "ADDR")]
-        bind: Option<String>,
+        bind: Vec<String>,
         /// Run each route's `build` command first.
         #[arg(long)]
         build: bool,
@@ -33,6 +43,10 @@ enum Command {
         /// [server] admin, else none).
         #[arg(long, value_name = "ADDR")]
         admin: Option<String>,
+        /// Write the access log to FILE, `-` (stdout) or `off` (default: routes.toml's
+        /// [server] access-log, else stdout).
+        #[arg(long, value_name = "FILE")]
+        access_log: Option<String>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -97,14 +111,18 @@ impl CacheArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             bind,
             build,
             admin,
+            access_log,
             cache,
         } => {
             let config = Config::load(&routes)?;
@@ -143,21 +162,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     bind,
                     cache_dir: cache.dir(),
                     admin,
+                    access_log,
                 },
             )
             .await?;
-            println!("Listening on http://{}/", server.local_addr());
+            for address in server.addresses() {
+                println!("Listening on {address}");
+            }
             if let Some(admin) = server.admin_addr() {
                 println!("Admin on http://{admin}/ (/healthz /readyz /stats /metrics)");
             }
-            for route in server.routes() {
+            for route in server.live().get().routes() {
                 println!(
                     "  {:<24} {}",
                     route.display_name(),
                     route.component.display()
                 );
             }
-            server.run(shutdown_signal()).await
+            let live = server.live().clone();
+            server.run(signals(live)).await
         }
         Command::Compile { routes, cache_dir } => {
             let config = Config::load(&routes)?;
@@ -218,19 +241,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { routes, cache } => {
             let config = Config::load(&routes)?;
-            let server = Server::bind(
-                config,
-                ServeOptions {
-                    bind: Some("127.0.0.1:0".into()),
+            let site = cheroot_wasm::site::Site::build(
+                &config,
+                &cheroot_wasm::site::SiteOptions {
                     cache_dir: cache.dir(),
-                    admin: None,
+                    access_log: Some(cheroot_wasm::config::AccessLogTarget::Off),
                 },
+                &cheroot_wasm::stats::Stats::new(),
             )
             .await?;
-            println!("{}: ok, {} routes", routes.display(), server.routes().len());
+            println!("{}: ok, {} routes", routes.display(), site.targets.len());
             // Grouped by virtual host, as requests are routed: exact hosts, wildcards, then
             // the default server.
-            let mut by_host: Vec<_> = server.routes().iter().collect();
+            let mut by_host: Vec<_> = site.routes().collect();
             by_host.sort_by_key(|r| (r.host.is_none(), r.host.clone()));
             let mut current = None;
             for route in by_host {
@@ -302,24 +325,37 @@ fn dir_or_dot(dir: &Path) -> &Path {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// Resolves on the first Ctrl-C or SIGTERM (a graceful shutdown); a second one exits at
+/// once. SIGHUP reloads routes.toml meanwhile; a reload that fails leaves the running site.
+async fn signals(live: std::sync::Arc<cheroot_wasm::site::Live>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("error: cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading {}", live.file().display());
+                match live.reload().await {
+                    Ok(site) => tracing::info!(routes = site.targets.len(), "reloaded"),
+                    Err(e) => tracing::error!("reload refused, still serving the previous routes: {e:#}"),
+                }
             }
-            Err(_) => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        eprintln!("second signal: exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
 }

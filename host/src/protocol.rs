@@ -8,18 +8,24 @@
 use http::request::Parts;
 use http::{Method, Version, header};
 
+use crate::config::HttpLimits;
 use crate::error::Failure;
 
 /// The longest method accepted: hyper takes any token, even 100 KB of one.
 pub const MAX_METHOD_LEN: usize = 32;
 
 /// Refuses what must not reach an application.
-pub fn check(parts: &Parts) -> Result<(), Failure> {
+pub fn check(parts: &Parts, limits: &HttpLimits) -> Result<(), Failure> {
     if parts.method == Method::CONNECT {
         return Err(Failure::MethodNotAllowed);
     }
     if parts.method.as_str().len() > MAX_METHOD_LEN {
         return Err(Failure::BadRequest("method too long"));
+    }
+    let target = parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_uri_length {
+        return Err(Failure::UriTooLong);
     }
     check_host(parts)?;
     check_transfer_encoding(parts)
@@ -114,6 +120,10 @@ fn check_transfer_encoding(parts: &Parts) -> Result<(), Failure> {
 mod tests {
     use super::*;
 
+    fn check_default(parts: &Parts) -> Result<(), Failure> {
+        check(parts, &HttpLimits::default())
+    }
+
     fn parts(f: impl FnOnce(http::request::Builder) -> http::request::Builder) -> Parts {
         f(http::Request::builder().uri("/"))
             .body(())
@@ -152,15 +162,18 @@ mod tests {
         for v in bad {
             assert!(!valid_host(v), "{}", String::from_utf8_lossy(v));
         }
-        assert!(check(&parts(|b| b.header("host", "x"))).is_ok());
-        assert!(matches!(check(&parts(|b| b)), Err(Failure::BadRequest(_))));
-        assert!(check(&parts(|b| b.version(Version::HTTP_10))).is_ok());
+        assert!(check_default(&parts(|b| b.header("host", "x"))).is_ok());
         assert!(matches!(
-            check(&parts(|b| b.header("host", "a").header("host", "b"))),
+            check_default(&parts(|b| b)),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(check_default(&parts(|b| b.version(Version::HTTP_10))).is_ok());
+        assert!(matches!(
+            check_default(&parts(|b| b.header("host", "a").header("host", "b"))),
             Err(Failure::BadRequest(_))
         ));
         assert!(matches!(
-            check(&parts(|b| b.header("host", "a b"))),
+            check_default(&parts(|b| b.header("host", "a b"))),
             Err(Failure::BadRequest(_))
         ));
     }
@@ -169,16 +182,16 @@ mod tests {
     fn methods_and_codings() {
         let long = "X".repeat(MAX_METHOD_LEN + 1);
         assert!(matches!(
-            check(&parts(|b| b.method(long.as_str()).header("host", "x"))),
+            check_default(&parts(|b| b.method(long.as_str()).header("host", "x"))),
             Err(Failure::BadRequest(_))
         ));
-        assert!(check(&parts(|b| b.method("PROPFIND").header("host", "x"))).is_ok());
+        assert!(check_default(&parts(|b| b.method("PROPFIND").header("host", "x"))).is_ok());
         assert!(matches!(
-            check(&parts(|b| b.method("CONNECT").header("host", "x"))),
+            check_default(&parts(|b| b.method("CONNECT").header("host", "x"))),
             Err(Failure::MethodNotAllowed)
         ));
         let te = |v: &'static str| {
-            check(&parts(|b| {
+            check_default(&parts(|b| {
                 b.header("host", "x").header("transfer-encoding", v)
             }))
         };
@@ -190,7 +203,7 @@ mod tests {
             te("chunked, chunked"),
             Err(Failure::NotImplemented)
         ));
-        let two = check(&parts(|b| {
+        let two = check_default(&parts(|b| {
             b.header("host", "x")
                 .header("transfer-encoding", "chunked")
                 .header("transfer-encoding", "chunked")

@@ -14,15 +14,24 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
-/// Networks whose peers may speak for their clients.
+/// Networks whose peers may speak for their clients, and whether peers on UNIX sockets may.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+pub struct TrustedProxies {
+    nets: Vec<(IpAddr, u8)>,
+    unix: bool,
+}
 
 impl TrustedProxies {
-    /// `"10.0.0.0/8"`, `"127.0.0.1"`, `"::1"`, `"fd00::/8"`.
+    /// `"10.0.0.0/8"`, `"127.0.0.1"`, `"::1"`, `"fd00::/8"`, and `"unix"` for whoever
+    /// connects over a UNIX socket (a local reverse proxy).
     pub fn parse(list: &[String]) -> Result<TrustedProxies, String> {
         let mut nets = Vec::with_capacity(list.len());
+        let mut unix = false;
         for item in list {
+            if item.trim() == "unix" {
+                unix = true;
+                continue;
+            }
             let (addr, bits) = item.split_once('/').unwrap_or((item, ""));
             let addr: IpAddr = addr.trim().parse().map_err(|_| {
                 format!(
@@ -41,13 +50,21 @@ impl TrustedProxies {
             };
             nets.push((addr, bits));
         }
-        Ok(TrustedProxies(nets))
+        Ok(TrustedProxies { nets, unix })
+    }
+
+    /// Whether the peer that connected is trusted: `None` is a UNIX-socket peer.
+    pub fn trusts_peer(&self, peer: Option<IpAddr>) -> bool {
+        match peer {
+            Some(ip) => self.contains(ip),
+            None => self.unix,
+        }
     }
 
     /// Whether `ip` is in one of the networks (IPv4-mapped IPv6 counts as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.0.iter().any(|&(net, bits)| match (net, ip) {
+        self.nets.iter().any(|&(net, bits)| match (net, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
@@ -62,7 +79,7 @@ impl TrustedProxies {
 
     /// No proxy is trusted (the default).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.nets.is_empty() && !self.unix
     }
 }
 
@@ -77,9 +94,13 @@ pub struct Forwarded {
     pub host: Option<String>,
 }
 
-/// What the headers say, if `peer` is trusted; `None` otherwise.
-pub fn resolve(headers: &HeaderMap, peer: IpAddr, trusted: &TrustedProxies) -> Option<Forwarded> {
-    if !trusted.contains(peer) {
+/// What the headers say, if `peer` is trusted (`None`: a UNIX-socket peer); `None` otherwise.
+pub fn resolve(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trusted: &TrustedProxies,
+) -> Option<Forwarded> {
+    if !trusted.trusts_peer(peer) {
         return None;
     }
     let joined = |name: &str| {
@@ -208,6 +229,9 @@ mod tests {
         assert!(!t.contains(ip("127.0.0.2")));
         assert!(!t.contains(ip("::1")));
         assert!(trusted(&["0.0.0.0/0"]).contains(ip("8.8.8.8")));
+        assert!(!t.trusts_peer(None), "UNIX-socket peers only when listed");
+        assert!(trusted(&["unix"]).trusts_peer(None));
+        assert!(!trusted(&["unix"]).trusts_peer(Some(ip("127.0.0.1"))));
         for bad in ["10.0.0.0/33", "host.example", "10.0.0.0/x", ""] {
             assert!(TrustedProxies::parse(&[bad.to_string()]).is_err(), "{bad}");
         }
@@ -221,9 +245,13 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "shop.example.com"),
         ]);
-        assert_eq!(resolve(&h, ip("192.0.2.1"), &t), None, "untrusted peer");
         assert_eq!(
-            resolve(&h, ip("10.0.0.5"), &t),
+            resolve(&h, Some(ip("192.0.2.1")), &t),
+            None,
+            "untrusted peer"
+        );
+        assert_eq!(
+            resolve(&h, Some(ip("10.0.0.5")), &t),
             Some(Forwarded {
                 client: Some(ip("203.0.113.7")),
                 scheme: Some("https"),
@@ -231,7 +259,7 @@ mod tests {
             })
         );
         assert_eq!(
-            resolve(&h, ip("10.0.0.5"), &TrustedProxies::default()),
+            resolve(&h, Some(ip("10.0.0.5")), &TrustedProxies::default()),
             None
         );
     }
@@ -275,12 +303,12 @@ mod tests {
             (vec![("forwarded", "for=unknown")], None),
         ];
         for (pairs, want) in cases {
-            let got = resolve(&headers(&pairs), ip("10.0.0.1"), &t).unwrap();
+            let got = resolve(&headers(&pairs), Some(ip("10.0.0.1")), &t).unwrap();
             assert_eq!(got.client, want.map(ip), "{pairs:?}");
         }
         let f = resolve(
             &headers(&[("forwarded", "for=1.2.3.4;proto=ftp;host=\"a b\", for=203.0.113.9;proto=HTTPS;host=shop.test:8443")]),
-            ip("10.0.0.1"),
+            Some(ip("10.0.0.1")),
             &t,
         )
         .unwrap();
@@ -290,7 +318,7 @@ mod tests {
         );
         let bad = resolve(
             &headers(&[("x-forwarded-proto", "gopher"), ("x-forwarded-host", "a/b")]),
-            ip("10.0.0.1"),
+            Some(ip("10.0.0.1")),
             &t,
         )
         .unwrap();

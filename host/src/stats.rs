@@ -170,6 +170,11 @@ impl Stats {
 
     /// The handles of route `name` (host and prefix), created at start-up.
     pub fn route(&self, name: &str) -> Arc<RouteStats> {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        // A reload keeps a route's figures: same name, same counters.
+        if let Some(known) = routes.iter().find(|r| r.name == name) {
+            return known.clone();
+        }
         let class = |c: &str| {
             self.requests.get_or_create_owned(&ClassLabel {
                 route: name.into(),
@@ -192,10 +197,7 @@ impl Stats {
             events: EVENTS.map(|e| self.instance_events.get_or_create_owned(&kind(e))),
             instances: GAUGES.map(|g| self.instances.get_or_create_owned(&kind(g))),
         });
-        self.routes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(route.clone());
+        routes.push(route.clone());
         route
     }
 

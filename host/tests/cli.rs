@@ -333,3 +333,157 @@ fn new_writes_a_template_that_names_its_component() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Sends `signal` to the process.
+fn kill(child: &std::process::Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_routes_and_keeps_them_when_the_new_file_is_broken() {
+    let hello = cheroot_wasm_tests::HELLO;
+    let served = Served::start(
+        "sighup",
+        &format!("[[route]]\npath = \"/a\"\ncomponent = {hello:?}\n"),
+    );
+    assert!(served.get("/b").starts_with("HTTP/1.1 404 "));
+    let file = served.dir.join("routes.toml");
+    std::fs::write(
+        &file,
+        format!("[[route]]\npath = \"/a\"\ncomponent = {hello:?}\n\n[[route]]\npath = \"/b\"\ncomponent = {hello:?}\n"),
+    )
+    .unwrap();
+    kill(&served.child, "-HUP");
+    let wait_for = |what: &dyn Fn() -> bool| {
+        for _ in 0..200 {
+            if what() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("timed out; log:\n{}", served.stderr());
+    };
+    wait_for(&|| served.get("/b").starts_with("HTTP/1.1 200 "));
+
+    std::fs::write(&file, "[[route]]\npath = \"/a\"\n").unwrap();
+    kill(&served.child, "-HUP");
+    wait_for(&|| served.stderr().contains("reload refused"));
+    let log = served.stderr();
+    assert!(
+        log.contains("routes.toml:1:1"),
+        "names the broken line:\n{log}"
+    );
+    assert!(
+        served.get("/b").starts_with("HTTP/1.1 200 "),
+        "still serving"
+    );
+    served.stop();
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let served = Served::start(
+        "second-signal",
+        &format!(
+            "[[route]]\npath = \"/\"\ncomponent = {:?}\n",
+            cheroot_wasm_tests::ERRORS
+        ),
+    );
+    let addr = served.addr.clone();
+    // A request that keeps the graceful shutdown waiting.
+    let slow = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /sleep/20000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut served = served;
+    kill(&served.child, "-TERM");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(served.child.try_wait().unwrap().is_none(), "draining");
+    let started = std::time::Instant::now();
+    kill(&served.child, "-TERM");
+    let exit = served.child.wait().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(exit.code(), Some(130), "{exit:?}");
+    slow.join().unwrap();
+    let _ = std::fs::remove_dir_all(&served.dir);
+}
+
+#[test]
+fn systemd_socket_activation_serves_every_passed_socket() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::fd::AsRawFd as _;
+    let dir = std::env::temp_dir().join(format!("cheroot-wasm-systemd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[[route]]\npath = \"/\"\ncomponent = {:?}\n",
+            cheroot_wasm_tests::HELLO
+        ),
+    )
+    .unwrap();
+    // What systemd does: sockets bound and listening, handed over as fds 3 and 4.
+    let tcp = socket2::Socket::from(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let sock_path = dir.join("activated.sock");
+    let unix = socket2::Socket::from(std::os::unix::net::UnixListener::bind(&sock_path).unwrap());
+    tcp.set_cloexec(false).unwrap();
+    unix.set_cloexec(false).unwrap();
+    let port = tcp.local_addr().unwrap().as_socket().unwrap().port();
+    let script = format!(
+        "exec 100<&{} 101<&{}; LISTEN_PID=$$ LISTEN_FDS=2 exec \"$0\" serve --bind systemd --access-log off --cache-dir \"$1\" \"$2\" 3<&100 4<&101 100<&- 101<&-",
+        tcp.as_raw_fd(),
+        unix.as_raw_fd()
+    );
+    let mut child = Command::new("bash")
+        .args(["-c", &script, BIN, cheroot_wasm_tests::CACHE_DIR])
+        .arg(&routes)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    drop((tcp, unix));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = [String::new(), String::new()];
+    for line in &mut lines {
+        stdout.read_line(line).unwrap();
+    }
+    assert_eq!(
+        lines,
+        [
+            format!("Listening on http://127.0.0.1:{port}/\n"),
+            format!("Listening on unix:{} (http)\n", sock_path.display())
+        ],
+        "{}",
+        std::fs::read_to_string(dir.join("stderr")).unwrap()
+    );
+    let request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.write_all(request).unwrap();
+    let mut got = String::new();
+    tcp.read_to_string(&mut got).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
+    let mut unix = std::os::unix::net::UnixStream::connect(&sock_path).unwrap();
+    unix.write_all(request).unwrap();
+    let mut got = String::new();
+    unix.read_to_string(&mut got).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
+
+    kill(&child, "-TERM");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        sock_path.exists(),
+        "systemd's socket file is systemd's to remove"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

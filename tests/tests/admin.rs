@@ -92,3 +92,58 @@ async fn stats_and_metrics_count_a_known_workload() {
     assert!(text.contains("cheroot_wasm_guest_seconds_total{route=\"/hello\"}"));
     assert_eq!(admin_get(&server, "/nope").await.status, 404);
 }
+
+/// Waits until the access log holds `n` lines.
+async fn log_lines(file: &std::path::Path, n: usize) -> Vec<String> {
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the access log never got {n} lines");
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_combined_line_per_response() {
+    let server = TestServer::start(
+        &[
+            "[server]\naccess-log = \"access.log\"\n\n".to_string(),
+            route("/hello", HELLO, ""),
+            route("/stream", STREAM, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    let log = server.dir.join("access.log");
+    let requests: [&[u8]; 4] = [
+        b"GET /hello?x=1 HTTP/1.1\r\nHost: a\r\nReferer: http://ref.example/\r\nUser-Agent: test/1.0\r\nConnection: close\r\n\r\n",
+        b"GET /nowhere HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET /stream/?n=3 HTTP/1.0\r\nUser-Agent: evil\" 200 \"forged\r\n\r\n",
+        b"HEAD /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ];
+    for request in requests {
+        raw(server.addr, request).await;
+    }
+    let lines = log_lines(&log, 4).await;
+    let rest = |line: &str| {
+        // `127.0.0.1 - - [25/Nov/2026:12:57:12 +0000] "GET ...`: the time varies.
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        let (time, rest) = line["127.0.0.1 - - [".len()..].split_once("] ").unwrap();
+        assert_eq!(time.len(), "25/Nov/2026:12:57:12 +0000".len(), "{time}");
+        assert!(time.ends_with(" +0000"), "{time}");
+        rest.to_string()
+    };
+    let mut got: Vec<String> = lines.iter().map(|l| rest(l)).collect();
+    got.sort();
+    let mut want = vec![
+        r#""GET /hello?x=1 HTTP/1.1" 200 14 "http://ref.example/" "test/1.0""#.to_string(),
+        r#""GET /nowhere HTTP/1.1" 404 10 "-" "-""#.to_string(),
+        r#""GET /stream/?n=3 HTTP/1.0" 200 24 "-" "evil\x22 200 \x22forged""#.to_string(),
+        r#""HEAD /hello HTTP/1.1" 200 - "-" "-""#.to_string(),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -45,7 +45,10 @@ fn kubernetes_manifests_agree_with_their_routes_toml() {
     let config = cheroot_wasm::Config::parse(Path::new("routes.toml"), routes_text)
         .unwrap_or_else(|e| panic!("the ConfigMap's routes.toml: {e}"));
     let admin_port = port_of(config.server.admin.as_deref().expect("an admin listener"));
-    let http_port = port_of(config.server.bind.as_deref().expect("a bind address"));
+    let http_port = match config.server.bind.as_slice() {
+        [cheroot_wasm::listener::BindAddr::Tcp(addr)] => port_of(addr),
+        other => panic!("one TCP bind address, not {other:?}"),
+    };
 
     let pod = &kind("Deployment")["spec"]["template"]["spec"];
     let container = &pod["containers"][0];

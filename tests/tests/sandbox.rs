@@ -167,8 +167,9 @@ async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
     std::fs::write(&file, route("/tenant", BAD_IMPORT, "")).unwrap();
     let config = cheroot_wasm::Config::load(&file).unwrap();
     let options = cheroot_wasm::ServeOptions {
-        bind: Some("127.0.0.1:0".into()),
+        bind: vec!["127.0.0.1:0".into()],
         cache_dir: Some(CACHE_DIR.into()),
+        access_log: Some("off".into()),
         ..Default::default()
     };
     let error = match cheroot_wasm::Server::bind(config, options).await {

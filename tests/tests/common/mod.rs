@@ -26,9 +26,12 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The admin listener, when routes.toml asks for one.
     pub admin: Option<SocketAddr>,
+    /// The site being served, to reload it.
+    pub live: std::sync::Arc<cheroot_wasm::site::Live>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    dir: PathBuf,
+    /// The directory routes.toml is in.
+    pub dir: PathBuf,
 }
 
 /// A `[[route]]` table; `extra` is more TOML lines for it.
@@ -45,6 +48,15 @@ impl TestServer {
     /// Like [`TestServer::start`], with `setup` filling the directory first (files the
     /// routes refer to, such as `dirs`).
     pub async fn start_with(routes: &str, setup: impl FnOnce(&std::path::Path)) -> TestServer {
+        TestServer::start_bound(routes, setup, &["127.0.0.1:0"]).await
+    }
+
+    /// Like [`TestServer::start_with`], listening on `binds` (`addr` is the first TCP one).
+    pub async fn start_bound(
+        routes: &str,
+        setup: impl FnOnce(&std::path::Path),
+        binds: &[&str],
+    ) -> TestServer {
         static N: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "cheroot-wasm-test-{}-{}",
@@ -57,12 +69,17 @@ impl TestServer {
         std::fs::write(&file, routes).unwrap();
         let config = cheroot_wasm::Config::load(&file).unwrap();
         let options = cheroot_wasm::ServeOptions {
-            bind: Some("127.0.0.1:0".into()),
+            bind: binds.iter().map(|b| b.to_string()).collect(),
             cache_dir: Some(CACHE_DIR.into()),
+            // Quiet unless the test is about the access log.
+            access_log: (!routes.contains("access-log")).then(|| "off".into()),
             ..Default::default()
         };
         let server = cheroot_wasm::Server::bind(config, options).await.unwrap();
-        let addr = server.local_addr();
+        let addr = server
+            .local_addr()
+            .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+        let live = server.live().clone();
         let admin = server.admin_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
@@ -71,6 +88,7 @@ impl TestServer {
         TestServer {
             addr,
             admin,
+            live,
             shutdown: Some(tx),
             task: Some(task),
             dir,
@@ -84,9 +102,19 @@ impl TestServer {
 
     /// Begins a graceful shutdown and waits for it.
     pub async fn stop(mut self) {
+        self.begin_stop();
+        self.finish_stop().await;
+    }
+
+    /// Begins a graceful shutdown.
+    pub fn begin_stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Waits for the shutdown [`TestServer::begin_stop`] began.
+    pub async fn finish_stop(mut self) {
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(40), task)
                 .await

@@ -1,0 +1,234 @@
+//! The access log: one line per response, in Common or Combined Log Format, to standard
+//! output or a file (`[server] access-log`, `--access-log`).
+//!
+//! A line is written when its response has ended — the body sent, cut off or abandoned —
+//! so the byte count is what really went out. Lines go through a bounded queue to a thread
+//! of their own, which writes them in batches and flushes when the queue runs dry: a slow
+//! disk never stalls a request, and a line is never half-written. If the queue is full the
+//! line is dropped and counted (logged), rather than blocking the server. Request line,
+//! referer and user agent are escaped (`"`, `\` and bytes outside printable ASCII become
+//! `\xHH`), so a client cannot forge log lines. Reopened on reload (SIGHUP), which is what
+//! logrotate needs.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use http::request::Parts;
+
+use crate::config::{AccessLogFormat, AccessLogTarget};
+
+/// Lines waiting for the writer thread before new ones are dropped.
+const QUEUE: usize = 64 * 1024;
+
+/// An open access log.
+pub struct AccessLog {
+    tx: mpsc::SyncSender<String>,
+    format: AccessLogFormat,
+    dropped: AtomicU64,
+}
+
+impl AccessLog {
+    /// Opens `target` (appending to a file); `None` when it is off.
+    pub fn open(
+        target: &AccessLogTarget,
+        format: AccessLogFormat,
+    ) -> anyhow::Result<Option<Arc<AccessLog>>> {
+        let out: Box<dyn std::io::Write + Send> = match target {
+            AccessLogTarget::Off => return Ok(None),
+            AccessLogTarget::Stdout => Box::new(std::io::stdout()),
+            AccessLogTarget::File(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open the access log {}", path.display()))?,
+            ),
+        };
+        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(rx, out))
+            .context("cannot start the access log thread")?;
+        Ok(Some(Arc::new(AccessLog {
+            tx,
+            format,
+            dropped: AtomicU64::new(0),
+        })))
+    }
+
+    /// Starts the line of a request from `client`, received at `received`.
+    pub fn entry(
+        self: &Arc<Self>,
+        parts: &Parts,
+        client: Option<IpAddr>,
+        received: SystemTime,
+    ) -> Entry {
+        let mut line = String::with_capacity(160);
+        match client {
+            Some(ip) => {
+                let _ = write!(line, "{}", ip.to_canonical());
+            }
+            None => line.push('-'),
+        }
+        line.push_str(" - - [");
+        clf_time(received, &mut line);
+        line.push_str("] \"");
+        escape(parts.method.as_str().as_bytes(), &mut line);
+        line.push(' ');
+        escape(crate::environ::request_uri(parts).as_bytes(), &mut line);
+        line.push(' ');
+        line.push_str(crate::environ::protocol(parts.version));
+        line.push('"');
+        let tail = match self.format {
+            AccessLogFormat::Common => String::new(),
+            AccessLogFormat::Combined => {
+                let mut tail = String::with_capacity(80);
+                for name in [http::header::REFERER, http::header::USER_AGENT] {
+                    tail.push_str(" \"");
+                    match parts.headers.get(&name) {
+                        Some(value) => escape(value.as_bytes(), &mut tail),
+                        None => tail.push('-'),
+                    }
+                    tail.push('"');
+                }
+                tail
+            }
+        };
+        Entry {
+            log: self.clone(),
+            line,
+            tail,
+        }
+    }
+
+    fn write(&self, line: String) {
+        if self.tx.try_send(line).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "access log cannot keep up: lines dropped");
+            }
+        }
+    }
+}
+
+/// The line of one request, written when its response ends.
+pub struct Entry {
+    log: Arc<AccessLog>,
+    /// Everything up to and including the quoted request line.
+    line: String,
+    /// Referer and user agent (Combined), or nothing.
+    tail: String,
+}
+
+impl Entry {
+    /// Writes the line: `status` and the body bytes that went out.
+    pub fn finish(self, status: u16, bytes: u64) {
+        let Entry {
+            log,
+            mut line,
+            tail,
+        } = self;
+        let _ = write!(line, " {status} ");
+        if bytes == 0 {
+            line.push('-');
+        } else {
+            let _ = write!(line, "{bytes}");
+        }
+        line.push_str(&tail);
+        line.push('\n');
+        log.write(line);
+    }
+}
+
+fn write_lines(rx: mpsc::Receiver<String>, mut out: Box<dyn std::io::Write + Send>) {
+    // Ends when every sender is gone: the server stopped or a reload replaced this log.
+    while let Ok(line) = rx.recv() {
+        let mut batch = line;
+        while let Ok(more) = rx.try_recv() {
+            batch.push_str(&more);
+            if batch.len() > 64 * 1024 {
+                break;
+            }
+        }
+        if out
+            .write_all(batch.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // Nowhere to say it but the server log; keep going, the disk may come back.
+            tracing::warn!("cannot write the access log");
+        }
+    }
+}
+
+/// `\xHH` for `"`, `\` and anything outside printable ASCII.
+fn escape(bytes: &[u8], out: &mut String) {
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+}
+
+/// `10/Oct/2000:13:55:36 +0000` (always UTC).
+fn clf_time(time: SystemTime, out: &mut String) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_are_clf() {
+        let at = |secs| {
+            let mut s = String::new();
+            clf_time(SystemTime::UNIX_EPOCH + Duration::from_secs(secs), &mut s);
+            s
+        };
+        assert_eq!(at(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(at(971_185_336), "10/Oct/2000:13:42:16 +0000");
+        assert_eq!(at(951_782_400), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(at(1_795_608_000), "25/Nov/2026:12:00:00 +0000");
+    }
+
+    #[test]
+    fn hostile_bytes_are_escaped() {
+        let mut s = String::new();
+        escape(b"/a\"b\\c\n\xff ok", &mut s);
+        assert_eq!(s, "/a\\x22b\\x5Cc\\x0A\\xFF ok");
+    }
+}

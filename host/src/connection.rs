@@ -1,0 +1,232 @@
+//! One client connection, from accept to close: the TLS handshake (in the connection's own
+//! task, with a timeout, so a slow client never stalls the accept loop as it does in
+//! cheroot), then hyper's HTTP/1.1 or HTTP/2 on it, with the head timeout hyper lacks.
+//!
+//! The head timeout ([`Watched`]): a client has `header-timeout` to send a request head,
+//! counted from accept and from the end of the previous response. Some bytes of a head but
+//! not all of it (slowloris), or nothing at all on a fresh connection, gets cheroot's
+//! `408 Request Timeout` and a close; a keep-alive connection idle after a response is
+//! closed quietly; an HTTP/2 connection is closed without HTTP/1 bytes. hyper's own header
+//! timeout is off: it closes without a 408. The connection ends gracefully (the response in
+//! flight finishes) when the server stops or a response asks for the connection to close.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+
+use crate::environ::Connection;
+use crate::listener::Accepted;
+use crate::site::{Live, Site};
+use crate::start_response::CloseRequest;
+
+/// cheroot's answer to a client too slow to send its request head.
+pub const REQUEST_TIMEOUT_RESPONSE: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Requests of one connection whose responses have not ended yet.
+#[derive(Debug, Default)]
+pub struct Activity {
+    in_flight: AtomicUsize,
+    /// Bumped each time the connection becomes idle (no response in flight).
+    idle_epoch: AtomicU64,
+}
+
+impl Activity {
+    /// A request's head has arrived.
+    pub fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A response has ended (sent, failed, or abandoned).
+    pub fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn idle(&self) -> Option<u64> {
+        (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_epoch.load(Ordering::SeqCst))
+    }
+}
+
+/// Serves one accepted connection until it closes or `stopping` turns true.
+pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receiver<bool>) {
+    let site = live.get();
+    let Accepted {
+        stream,
+        remote,
+        local,
+    } = accepted;
+    let mut connection = Connection {
+        remote,
+        local,
+        scheme: "http",
+        tls: None,
+    };
+    match site.tls.clone() {
+        None => run(live, &site, connection, stream, false, stopping).await,
+        Some(acceptor) => {
+            match acceptor
+                .accept(stream, crate::tls::DEFAULT_HANDSHAKE_TIMEOUT)
+                .await
+            {
+                Ok(crate::tls::Handshake::Done(stream, info)) => {
+                    let h2 = info.h2;
+                    connection.scheme = "https";
+                    connection.tls = Some(Arc::new(info));
+                    run(live, &site, connection, stream, h2, stopping).await;
+                }
+                Ok(crate::tls::Handshake::PlainHttp) => {
+                    tracing::debug!(?remote, "plain HTTP on the TLS port: answered 400");
+                }
+                Err(e) => tracing::debug!(?remote, error = %e, "TLS handshake failed"),
+            }
+        }
+    }
+}
+
+/// hyper on `io`, until the connection ends.
+async fn run<IO>(
+    live: Arc<Live>,
+    site: &Site,
+    connection: Connection,
+    io: IO,
+    h2: bool,
+    mut stopping: watch::Receiver<bool>,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let io = Watched::new(io, activity.clone(), site.limits.header_timeout, h2);
+    let close = Arc::new(CloseRequest::default());
+    let close_handle = close.clone();
+    let remote = connection.remote;
+    let service = hyper::service::service_fn(move |req| {
+        let site = live.get();
+        let connection = connection.clone();
+        let close = close_handle.clone();
+        let activity = activity.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                crate::server::serve(&site, connection, close, activity, req).await,
+            )
+        }
+    });
+    let conn = site
+        .http
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        // A close request must win over the connection's own progress, or hyper could start
+        // on a pipelined request first.
+        biased;
+        () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = close.requested() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        result = conn.as_mut() => result,
+    };
+    if let Err(e) = result {
+        tracing::debug!(?remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// An IO that enforces the head timeout (see the module documentation).
+struct Watched<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+    timeout: Duration,
+    deadline: Pin<Box<Sleep>>,
+    /// The idle period the deadline counts (`Activity::idle_epoch`).
+    epoch: u64,
+    /// Bytes read in this idle period: a head has begun.
+    bytes: u64,
+    /// HTTP/2 (ALPN, or the prior-knowledge preface): never answer with HTTP/1 bytes.
+    h2: bool,
+    sniffed: bool,
+    expired: bool,
+}
+
+impl<IO> Watched<IO> {
+    fn new(io: IO, activity: Arc<Activity>, timeout: Duration, h2: bool) -> Self {
+        Watched {
+            io,
+            activity,
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            epoch: 0,
+            bytes: 0,
+            h2,
+            sniffed: false,
+            expired: false,
+        }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.expired {
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let read = &buf.filled()[before..];
+                if !this.sniffed && !read.is_empty() {
+                    this.sniffed = true;
+                    this.h2 |= read.starts_with(b"PRI * HTTP/2");
+                }
+                if this.activity.idle().is_some() {
+                    this.bytes += read.len() as u64;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let Some(epoch) = this.activity.idle() else {
+                    return Poll::Pending;
+                };
+                if epoch != this.epoch {
+                    // A response has just ended: the next head's time starts now.
+                    this.epoch = epoch;
+                    this.bytes = 0;
+                    this.deadline.as_mut().reset(Instant::now() + this.timeout);
+                }
+                if this.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.expired = true;
+                let fresh = this.epoch == 0;
+                if !this.h2 && (this.bytes > 0 || fresh) {
+                    // Best effort: the socket buffer of an idle connection has room.
+                    let io = Pin::new(&mut this.io);
+                    if let Poll::Ready(Ok(_)) = io.poll_write(cx, REQUEST_TIMEOUT_RESPONSE) {
+                        let _ = Pin::new(&mut this.io).poll_flush(cx);
+                    }
+                }
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request head within header-timeout",
+                )))
+            }
+        }
+    }
+}
+
+forward_async_write!(Watched, io);
