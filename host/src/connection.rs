@@ -7,8 +7,11 @@
 //! not all of it (slowloris), or nothing at all on a fresh connection, gets cheroot's
 //! `408 Request Timeout` and a close; a keep-alive connection idle after a response is
 //! closed quietly; an HTTP/2 connection is closed without HTTP/1 bytes. hyper's own header
-//! timeout is off: it closes without a 408. The connection ends gracefully (the response in
-//! flight finishes) when the server stops or a response asks for the connection to close.
+//! timeout is off: it closes without a 408. A head with a bare LF line end, which hyper's
+//! parser accepts, gets cheroot's 400 "HTTP requires CRLF terminators" and a close (a
+//! request-smuggling shape when a proxy in front reads lines differently). The connection
+//! ends gracefully (the response in flight finishes) when the server stops or a response
+//! asks for the connection to close.
 
 use std::io;
 use std::pin::Pin;
@@ -29,6 +32,10 @@ use crate::start_response::CloseRequest;
 /// cheroot's answer to a client too slow to send its request head.
 pub const REQUEST_TIMEOUT_RESPONSE: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// cheroot's answer to a head with a bare LF line ending (a request-smuggling shape that
+/// hyper's parser lets through, RFC 9112 §2.2 allowing it).
+pub const BARE_LF_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 30\r\nConnection: close\r\n\r\nHTTP requires CRLF terminators";
 
 /// Requests of one connection whose responses have not ended yet.
 #[derive(Debug, Default)]
@@ -142,7 +149,8 @@ async fn run<IO>(
     }
 }
 
-/// An IO that enforces the head timeout (see the module documentation).
+/// An IO that enforces the head timeout and CRLF line ends in heads (see the module
+/// documentation).
 struct Watched<IO> {
     io: IO,
     activity: Arc<Activity>,
@@ -152,10 +160,15 @@ struct Watched<IO> {
     epoch: u64,
     /// Bytes read in this idle period: a head has begun.
     bytes: u64,
+    /// The head being read in this idle period.
+    head: HeadScan,
     /// HTTP/2 (ALPN, or the prior-knowledge preface): never answer with HTTP/1 bytes.
     h2: bool,
     sniffed: bool,
-    expired: bool,
+    /// Bytes written and not yet flushed: hyper's, so no answer of ours may go first.
+    unflushed: bool,
+    /// The connection is over: every read fails.
+    ended: bool,
 }
 
 impl<IO> Watched<IO> {
@@ -167,10 +180,26 @@ impl<IO> Watched<IO> {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             epoch: 0,
             bytes: 0,
+            head: HeadScan::default(),
             h2,
             sniffed: false,
-            expired: false,
+            unflushed: false,
+            ended: false,
         }
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Watched<IO> {
+    /// Ends the connection, with `answer` first when HTTP/1 bytes may go out now.
+    fn end(&mut self, cx: &mut Context<'_>, answer: &[u8], why: &'static str) -> io::Error {
+        self.ended = true;
+        if !answer.is_empty() && !self.h2 && !self.unflushed {
+            // Best effort: the socket buffer of a connection between requests has room.
+            if let Poll::Ready(Ok(_)) = Pin::new(&mut self.io).poll_write(cx, answer) {
+                let _ = Pin::new(&mut self.io).poll_flush(cx);
+            }
+        }
+        io::Error::new(io::ErrorKind::InvalidData, why)
     }
 }
 
@@ -181,8 +210,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.expired {
+        if this.ended {
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        let idle = this.activity.idle();
+        if let Some(epoch) = idle
+            && epoch != this.epoch
+        {
+            // A response has just ended: the next head's time starts now.
+            this.epoch = epoch;
+            this.bytes = 0;
+            this.head = HeadScan::default();
+            this.deadline.as_mut().reset(Instant::now() + this.timeout);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
@@ -192,41 +231,129 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                     this.sniffed = true;
                     this.h2 |= read.starts_with(b"PRI * HTTP/2");
                 }
-                if this.activity.idle().is_some() {
+                if idle.is_some() && !this.h2 {
                     this.bytes += read.len() as u64;
+                    if !this.head.feed(read) {
+                        let error = this.end(cx, BARE_LF_RESPONSE, "bare LF in a request head");
+                        return Poll::Ready(Err(error));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some(epoch) = this.activity.idle() else {
+                if idle.is_none() || this.deadline.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
+                }
+                // Part of a head, or nothing at all on a fresh connection: 408. Nothing
+                // after a response: a keep-alive connection that has idled long enough.
+                let answer = if this.bytes > 0 || this.epoch == 0 {
+                    REQUEST_TIMEOUT_RESPONSE
+                } else {
+                    b""
                 };
-                if epoch != this.epoch {
-                    // A response has just ended: the next head's time starts now.
-                    this.epoch = epoch;
-                    this.bytes = 0;
-                    this.deadline.as_mut().reset(Instant::now() + this.timeout);
-                }
-                if this.deadline.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                this.expired = true;
-                let fresh = this.epoch == 0;
-                if !this.h2 && (this.bytes > 0 || fresh) {
-                    // Best effort: the socket buffer of an idle connection has room.
-                    let io = Pin::new(&mut this.io);
-                    if let Poll::Ready(Ok(_)) = io.poll_write(cx, REQUEST_TIMEOUT_RESPONSE) {
-                        let _ = Pin::new(&mut this.io).poll_flush(cx);
-                    }
-                }
-                Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no request head within header-timeout",
-                )))
+                let error = this.end(cx, answer, "no request head within header-timeout");
+                Poll::Ready(Err(error))
             }
         }
     }
 }
 
-forward_async_write!(Watched, io);
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.unflushed = true;
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            this.unflushed = false;
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Line ends of one request head: every LF must follow a CR; the head ends at its first
+/// empty line (empty lines before the request line are skipped, RFC 9112 §2.2).
+#[derive(Debug, Default)]
+struct HeadScan {
+    after_cr: bool,
+    line_len: usize,
+    lines: usize,
+    done: bool,
+}
+
+impl HeadScan {
+    /// Feeds bytes of the head; `false` at a bare LF. Bytes after the head (a body) pass.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.done {
+                return true;
+            }
+            match b {
+                b'\n' if !self.after_cr => return false,
+                b'\n' if self.line_len == 0 => self.done = self.lines > 0,
+                b'\n' => {
+                    self.lines += 1;
+                    self.line_len = 0;
+                }
+                b'\r' => {}
+                _ => self.line_len += 1,
+            }
+            self.after_cr = b == b'\r';
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeadScan;
+
+    fn scan(pieces: &[&[u8]]) -> bool {
+        let mut head = HeadScan::default();
+        pieces.iter().all(|p| head.feed(p))
+    }
+
+    #[test]
+    fn only_crlf_heads_pass() {
+        assert!(scan(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]));
+        assert!(scan(&[b"GET / HTTP/1.1\r", b"\nHost: x\r\n\r", b"\n"]));
+        assert!(
+            scan(&[b"\r\nGET / HTTP/1.1\r\n\r\n"]),
+            "a leading empty line"
+        );
+        assert!(
+            scan(&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb"]),
+            "a body may hold anything"
+        );
+        assert!(!scan(&[b"GET / HTTP/1.1\nHost: x\n\n"]));
+        assert!(!scan(&[b"GET / HTTP/1.1\r\nHost: x\n\r\n"]));
+        assert!(!scan(&[b"GET / HTTP/1.1\r\nHost: x\r\n", b"\n"]));
+    }
+}

@@ -76,6 +76,10 @@ async fn request_smuggling_shapes_are_refused() {
         ("obs-fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-Fold: a\r\n  b\r\n\r\n", 400),
         ("space before colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
         ("bad chunk size", b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+        // RFC 9112 §6.3: chunked not last in a request → 400 (hyper says it first).
+        ("gzip alone", b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\nabc", 400),
+        ("bare LF", b"GET / HTTP/1.1\nHost: t\n\n", 400),
+        ("bare LF in a header", b"GET / HTTP/1.1\r\nHost: t\nX-A: b\r\n\r\n", 400),
         ("huge method", b"GETGETGETGETGETGETGETGETGETGETGETGET / HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ];
     for (name, request, status) in cases {
@@ -96,6 +100,28 @@ async fn request_smuggling_shapes_are_refused() {
         );
     }
     server.assert_alive("/").await;
+}
+
+#[tokio::test]
+async fn http_1_0_keeps_alive_only_when_asked() {
+    let server = server().await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        out.clear();
+        read_until(&mut stream, &mut out, b"Hello, world!\n").await;
+        let r = parse_one(&out);
+        assert_eq!(r.header("connection"), Some("keep-alive"), "{r:?}");
+    }
+    // Without it, HTTP/1.0 closes after the response.
+    let answer = raw_until_close(server.addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!(parse_one(&answer).status, 200);
 }
 
 #[tokio::test]
