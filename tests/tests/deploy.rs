@@ -106,3 +106,20 @@ fn the_image_builds_with_the_commands_ci_runs() {
         assert!(dockerfile.contains(&format!("release/{file}")), "{file}");
     }
 }
+
+#[test]
+fn the_systemd_units_hand_their_sockets_to_serve() {
+    let read = |name: &str| std::fs::read_to_string(deploy(&format!("systemd/{name}"))).unwrap();
+    let socket = read("cheroot-wasm.socket");
+    let service = read("cheroot-wasm.service");
+    assert!(socket.contains("ListenStream=") && socket.contains("Accept=no"));
+    let exec = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    assert!(
+        exec.contains(" serve ") && exec.contains("--bind systemd"),
+        "{exec}"
+    );
+    assert!(service.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+}
