@@ -42,7 +42,7 @@ pub struct ResponseBody {
 /// it has one response fewer in flight.
 pub struct Ending {
     log: Option<(crate::access_log::Entry, u16)>,
-    activity: Arc<crate::connection::Activity>,
+    _in_flight: crate::connection::InFlight,
     bytes: u64,
 }
 
@@ -50,11 +50,11 @@ impl Ending {
     /// `log` is the access-log line and the status, if the log is on.
     pub fn new(
         log: Option<(crate::access_log::Entry, u16)>,
-        activity: Arc<crate::connection::Activity>,
+        in_flight: crate::connection::InFlight,
     ) -> Self {
         Ending {
             log,
-            activity,
+            _in_flight: in_flight,
             bytes: 0,
         }
     }
@@ -65,7 +65,6 @@ impl Drop for Ending {
         if let Some((entry, status)) = self.log.take() {
             entry.finish(status, self.bytes);
         }
-        self.activity.end();
     }
 }
 

@@ -46,20 +46,27 @@ pub struct Activity {
 }
 
 impl Activity {
-    /// A request's head has arrived.
-    pub fn begin(&self) {
+    /// A request's head has arrived; it is in flight until the guard is dropped (with its
+    /// response, or with the request if hyper gives up on it first).
+    pub fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A response has ended (sent, failed, or abandoned).
-    pub fn end(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle_epoch.fetch_add(1, Ordering::SeqCst);
-        }
+        InFlight(self.clone())
     }
 
     fn idle(&self) -> Option<u64> {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_epoch.load(Ordering::SeqCst))
+    }
+}
+
+/// One request in flight on its connection.
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle_epoch.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 

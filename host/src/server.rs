@@ -209,7 +209,7 @@ pub async fn serve(
     activity: Arc<Activity>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    activity.begin();
+    let in_flight = activity.begin();
     let received = std::time::SystemTime::now();
     let (parts, body) = req.into_parts();
     let mut routed = None;
@@ -230,7 +230,7 @@ pub async fn serve(
         .access_log
         .as_ref()
         .map(|log| (log.entry(&parts, client, received), status.as_u16()));
-    response.map(|body| body.ending(Ending::new(log, activity)))
+    response.map(|body| body.ending(Ending::new(log, in_flight)))
 }
 
 /// [`serve`]'s work; `routed` is set to the route's figures once the request is routed, and

@@ -91,12 +91,18 @@ struct Served {
 
 impl Served {
     fn start(name: &str, routes_toml: &str) -> Served {
+        Served::start_with(name, routes_toml, &[])
+    }
+
+    /// Like [`Served::start`], with more arguments for the command line.
+    fn start_with(name: &str, routes_toml: &str, args: &[&str]) -> Served {
         use std::io::{BufRead, BufReader};
         let dir = std::env::temp_dir().join(format!("cheroot-wasm-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let routes = dir.join("routes.toml");
         std::fs::write(&routes, routes_toml).unwrap();
         let mut child = Command::new(BIN)
+            .args(args)
             .args([
                 "serve",
                 "--bind",
@@ -486,4 +492,38 @@ fn systemd_socket_activation_serves_every_passed_socket() {
         "systemd's socket file is systemd's to remove"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let served = Served::start_with(
+        "json-logs",
+        &format!(
+            "[[route]]\npath = \"/\"\ncomponent = {:?}\n",
+            cheroot_wasm_tests::ERRORS
+        ),
+        &["--log-format", "json"],
+    );
+    assert!(served.get("/handle-err").starts_with("HTTP/1.1 500 "));
+    let mut served = served;
+    kill(&served.child, "-TERM");
+    assert!(served.child.wait().unwrap().success());
+    let log = served.stderr();
+    let _ = std::fs::remove_dir_all(&served.dir);
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "ERROR" && l["fields"]["route"] == "/"),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutting down"))),
+        "{log}"
+    );
 }

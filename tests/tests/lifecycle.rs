@@ -370,3 +370,30 @@ async fn graceful_shutdown_under_load_finishes_what_it_took() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test]
+async fn shutdown_timeout_cuts_off_what_runs_longer() {
+    let routes = format!(
+        "[server]\nshutdown-timeout = \"300ms\"\n\n{}",
+        route("/", ERRORS, "")
+    );
+    let mut server = TestServer::start(&routes).await;
+    let addr = server.addr;
+    let slow = tokio::spawn(async move {
+        raw(
+            addr,
+            b"GET /sleep/5000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    server.begin_stop();
+    server.finish_stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?} for a 5 s request",
+        started.elapsed()
+    );
+    assert!(slow.await.unwrap().is_empty(), "cut off without an answer");
+}
