@@ -26,7 +26,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::environ::Connection;
 use crate::listener::Accepted;
-use crate::site::{Live, Site};
+use crate::site::Live;
 use crate::start_response::CloseRequest;
 
 /// cheroot's answer to a client too slow to send its request head.
@@ -72,7 +72,18 @@ impl Drop for InFlight {
 
 /// Serves one accepted connection until it closes or `stopping` turns true.
 pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receiver<bool>) {
-    let site = live.get();
+    // What the connection needs of the site now; each request reads the site anew, and the
+    // connection holds no site, so a reload's old one can go when its last request ends.
+    let (tls, http) = {
+        let site = live.get();
+        (
+            site.tls.clone(),
+            Http {
+                builder: site.http.clone(),
+                header_timeout: site.limits.header_timeout,
+            },
+        )
+    };
     let Accepted {
         stream,
         remote,
@@ -84,8 +95,8 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
         scheme: "http",
         tls: None,
     };
-    match site.tls.clone() {
-        None => run(live, &site, connection, stream, false, stopping).await,
+    match tls {
+        None => run(live, http, connection, stream, false, stopping).await,
         Some(acceptor) => {
             match acceptor
                 .accept(stream, crate::tls::DEFAULT_HANDSHAKE_TIMEOUT)
@@ -95,7 +106,7 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
                     let h2 = info.h2;
                     connection.scheme = "https";
                     connection.tls = Some(Arc::new(info));
-                    run(live, &site, connection, stream, h2, stopping).await;
+                    run(live, http, connection, stream, h2, stopping).await;
                 }
                 Ok(crate::tls::Handshake::PlainHttp) => {
                     tracing::debug!(?remote, "plain HTTP on the TLS port: answered 400");
@@ -106,10 +117,16 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
     }
 }
 
+/// hyper's settings for one connection.
+struct Http {
+    builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: Duration,
+}
+
 /// hyper on `io`, until the connection ends.
 async fn run<IO>(
     live: Arc<Live>,
-    site: &Site,
+    http: Http,
     connection: Connection,
     io: IO,
     h2: bool,
@@ -118,7 +135,7 @@ async fn run<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let io = Watched::new(io, activity.clone(), site.limits.header_timeout, h2);
+    let io = Watched::new(io, activity.clone(), http.header_timeout, h2);
     let close = Arc::new(CloseRequest::default());
     let close_handle = close.clone();
     let remote = connection.remote;
@@ -133,8 +150,8 @@ async fn run<IO>(
             )
         }
     });
-    let conn = site
-        .http
+    let conn = http
+        .builder
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {

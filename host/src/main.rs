@@ -47,6 +47,9 @@ enum Command {
         /// [server] access-log, else stdout).
         #[arg(long, value_name = "FILE")]
         access_log: Option<String>,
+        /// Reload (as on SIGHUP) when routes.toml or a route's component changes.
+        #[arg(long)]
+        watch: bool,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -150,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             build,
             admin,
             access_log,
+            watch,
             cache,
         } => {
             let config = Config::load(&routes)?;
@@ -180,6 +184,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let live = server.live().clone();
+            if watch {
+                tokio::spawn(watch_files(live.clone()));
+            }
             server.run(signals(live)).await
         }
         Command::Compile { routes, cache_dir } => {
@@ -325,6 +332,51 @@ fn dir_or_dot(dir: &Path) -> &Path {
     }
 }
 
+/// Reloads `live`, logging why and how it went; `true` if the new routes are serving.
+async fn reload(live: &cheroot_wasm::site::Live, why: &str) -> bool {
+    tracing::info!("{why}: reloading {}", live.file().display());
+    match live.reload().await {
+        Ok(site) => {
+            tracing::info!(routes = site.targets.len(), "reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!("reload refused, still serving the previous routes: {e:#}");
+            false
+        }
+    }
+}
+
+/// `serve --watch`: reloads when routes.toml or a component of the running routes changes
+/// (size or modification time, checked every second). A reload that fails (a component
+/// half-written by a build) is logged and retried at the next change.
+async fn watch_files(live: std::sync::Arc<cheroot_wasm::site::Live>) {
+    let stamp = |live: &cheroot_wasm::site::Live| {
+        let site = live.get();
+        let files = std::iter::once(live.file().to_path_buf())
+            .chain(site.routes().map(|r| r.component.clone()));
+        files
+            .map(|f| {
+                std::fs::metadata(&f)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut last = stamp(&live);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = stamp(&live);
+        if now == last {
+            continue;
+        }
+        last = now;
+        if reload(&live, "a watched file changed").await {
+            last = stamp(&live);
+        }
+    }
+}
+
 /// Resolves on the first Ctrl-C or SIGTERM (a graceful shutdown); a second one exits at
 /// once. SIGHUP reloads routes.toml meanwhile; a reload that fails leaves the running site.
 async fn signals(live: std::sync::Arc<cheroot_wasm::site::Live>) {
@@ -342,11 +394,7 @@ async fn signals(live: std::sync::Arc<cheroot_wasm::site::Live>) {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading {}", live.file().display());
-                match live.reload().await {
-                    Ok(site) => tracing::info!(routes = site.targets.len(), "reloaded"),
-                    Err(e) => tracing::error!("reload refused, still serving the previous routes: {e:#}"),
-                }
+                reload(&live, "SIGHUP").await;
             }
         }
     }

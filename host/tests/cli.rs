@@ -102,7 +102,6 @@ impl Served {
         let routes = dir.join("routes.toml");
         std::fs::write(&routes, routes_toml).unwrap();
         let mut child = Command::new(BIN)
-            .args(args)
             .args([
                 "serve",
                 "--bind",
@@ -110,6 +109,7 @@ impl Served {
                 "--cache-dir",
                 cheroot_wasm_tests::CACHE_DIR,
             ])
+            .args(args)
             .arg(&routes)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
@@ -388,6 +388,31 @@ fn sighup_reloads_routes_and_keeps_them_when_the_new_file_is_broken() {
         "still serving"
     );
     served.stop();
+}
+
+#[test]
+fn watch_reloads_when_routes_toml_changes() {
+    let hello = cheroot_wasm_tests::HELLO;
+    let served = Served::start_with(
+        "watch",
+        &format!("[[route]]\npath = \"/a\"\ncomponent = {hello:?}\n"),
+        &["--watch"],
+    );
+    assert!(served.get("/b").starts_with("HTTP/1.1 404 "));
+    std::fs::write(
+        served.dir.join("routes.toml"),
+        format!("[[route]]\npath = \"/b\"\ncomponent = {hello:?}\n"),
+    )
+    .unwrap();
+    for _ in 0..200 {
+        if served.get("/b").starts_with("HTTP/1.1 200 ") {
+            assert!(served.get("/a").starts_with("HTTP/1.1 404 "));
+            served.stop();
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("not reloaded; log:\n{}", served.stderr());
 }
 
 #[test]
