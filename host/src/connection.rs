@@ -2,7 +2,7 @@
 //! task, with a timeout, so a slow client never stalls the accept loop as it does in
 //! cheroot), then hyper's HTTP/1.1 or HTTP/2 on it, with the head timeout hyper lacks.
 //!
-//! The head timeout ([`Watched`]): a client has `header-timeout` to send a request head,
+//! The head timeout (`Watched`): a client has `header-timeout` to send a request head,
 //! counted from accept and from the end of the previous response. Some bytes of a head but
 //! not all of it (slowloris), or nothing at all on a fresh connection, gets cheroot's
 //! `408 Request Timeout` and a close; a keep-alive connection idle after a response is

@@ -2,60 +2,24 @@
 //! sandboxed WebAssembly components, one per route, behind a PathInfoDispatcher.
 //!
 //! One request, top to bottom (read [`server`] to follow it in code):
-//! 1. [`server`] accepts a connection and hands each request to hyper's auto builder.
+//! 1. [`server`] accepts a connection on one of its [`listener`]s (TCP, UNIX, systemd) and
+//!    hands it to [`connection`]: the TLS handshake ([`tls`]), hyper's HTTP/1.1 or HTTP/2,
+//!    and the head timeout and line-end checks hyper lacks.
 //! 2. The request is checked ([`protocol`]), a trusted proxy's forwarding headers applied
-//!    ([`proxy`]), and it is routed by virtual host and path prefix ([`router`]).
+//!    ([`proxy`]), and it is routed by virtual host and path prefix ([`router`]) on the
+//!    current [`site`].
 //! 3. [`environ`] turns it into a PEP 3333 environ; [`input`] streams its body to the guest.
 //! 4. [`pool`] gives the route an instance; the guest's `handle` runs with a
 //!    [`start_response`] resource of its own.
 //! 5. [`body`] pulls the returned iterable chunk by chunk into hyper, enforcing framing;
-//!    every failure becomes a status in exactly one place, [`error`].
+//!    every failure becomes a status in exactly one place, [`error`]. When the response has
+//!    ended, [`access_log`] writes its line.
 //!
 //! Start-up is separate: [`config`] reads routes.toml, [`engine`] compiles every component
-//! (with an on-disk cache) before the server listens. Beside the request path: [`stats`]
+//! (with an on-disk cache) and [`site`] prepares the routes before the server listens; a
+//! reload builds a new site the same way and swaps it in. Beside the request path: [`stats`]
 //! counts it and [`admin`] serves the figures; [`python`] (`build-python`) and [`template`]
 //! (`new`) are tools for plugin developers.
-
-/// `impl AsyncWrite` for a wrapper `$ty` whose field `$field` does all the writing.
-macro_rules! forward_async_write {
-    ($ty:ident, $field:ident) => {
-        impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for $ty<IO> {
-            fn poll_write(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                buf: &[u8],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                std::pin::Pin::new(&mut self.get_mut().$field).poll_write(cx, buf)
-            }
-
-            fn poll_write_vectored(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-                bufs: &[std::io::IoSlice<'_>],
-            ) -> std::task::Poll<std::io::Result<usize>> {
-                std::pin::Pin::new(&mut self.get_mut().$field).poll_write_vectored(cx, bufs)
-            }
-
-            fn is_write_vectored(&self) -> bool {
-                self.$field.is_write_vectored()
-            }
-
-            fn poll_flush(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::pin::Pin::new(&mut self.get_mut().$field).poll_flush(cx)
-            }
-
-            fn poll_shutdown(
-                self: std::pin::Pin<&mut Self>,
-                cx: &mut std::task::Context<'_>,
-            ) -> std::task::Poll<std::io::Result<()>> {
-                std::pin::Pin::new(&mut self.get_mut().$field).poll_shutdown(cx)
-            }
-        }
-    };
-}
 
 pub mod access_log;
 pub mod admin;

@@ -4,7 +4,7 @@
 //!
 //! Owns the metric registry and the per-route handles the request path updates (plain
 //! atomics, no lock on the hot path). Instance gauges (idle, busy, queued) are read from the
-//! pools at scrape time ([`Stats::refresh`]). It does not serve them ([`crate::admin`]).
+//! pools at scrape time (`Admin::refresh`). It does not serve them ([`crate::admin`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
