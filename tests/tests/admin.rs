@@ -147,3 +147,30 @@ async fn the_access_log_has_a_combined_line_per_response() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[tokio::test]
+async fn a_reload_reopens_the_access_log_for_logrotate() {
+    let server = TestServer::start(
+        &[
+            "[server]\naccess-log = \"access.log\"\n\n".to_string(),
+            route("/", HELLO, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    let log = server.dir.join("access.log");
+    server.assert_alive("/before").await;
+    log_lines(&log, 1).await;
+    // logrotate: rename the file, then SIGHUP (here: the reload it triggers).
+    let rotated = server.dir.join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    server.live.reload().await.unwrap();
+    server.assert_alive("/after").await;
+    let fresh = log_lines(&log, 1).await;
+    assert!(fresh[0].contains("GET /after "), "{fresh:?}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        old.contains("GET /before ") && !old.contains("/after"),
+        "{old}"
+    );
+}

@@ -44,13 +44,21 @@ impl Pki {
             let key = KeyPair::generate().unwrap();
             (params.signed_by(&key, &ca).unwrap(), key)
         };
-        let server = leaf(
-            &["localhost", "127.0.0.1"],
-            "localhost",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
+        let server = Pki::new_leaf(&ca);
         let alice = leaf(&[], "alice", ExtendedKeyUsagePurpose::ClientAuth);
         Pki { ca, server, alice }
+    }
+
+    /// A `localhost` server certificate from `ca`, and its key.
+    fn new_leaf(ca: &CertifiedIssuer<'static, KeyPair>) -> (rcgen::Certificate, KeyPair) {
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().unwrap();
+        (params.signed_by(&key, ca).unwrap(), key)
     }
 
     /// Writes cert.pem, key.pem and ca.pem into `dir`.
@@ -266,4 +274,29 @@ async fn a_stalled_handshake_does_not_hold_up_other_clients() {
         .expect("served while others stall")
         .unwrap();
     assert_eq!(parse_one(&raw).status, 200);
+}
+
+#[tokio::test]
+async fn a_reload_serves_a_renewed_certificate() {
+    let pki = Pki::new();
+    let server = https_server(&pki, "").await;
+    let served_cert = |server: &TestServer| {
+        let connector = pki.client(&[b"http/1.1"], false, false);
+        let addr = server.addr;
+        async move {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let tls = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        }
+    };
+    assert_eq!(served_cert(&server).await, pki.server.0.der().to_vec());
+    // Renewal: a new certificate and key from the same CA, written over the old files.
+    let renewed = Pki::new_leaf(&pki.ca);
+    std::fs::write(server.dir.join("cert.pem"), renewed.0.pem()).unwrap();
+    std::fs::write(server.dir.join("key.pem"), renewed.1.serialize_pem()).unwrap();
+    server.live.reload().await.unwrap();
+    assert_eq!(served_cert(&server).await, renewed.0.der().to_vec());
 }
