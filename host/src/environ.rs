@@ -14,6 +14,7 @@
 //! `wsgi.input_terminated` is always "true", because `wsgi.input` always ends at the end
 //! of the body, whatever its framing.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -60,7 +61,8 @@ pub struct Mount<'a> {
 ///
 /// `host` is the host the request is for, as sent (see [`requested_host`]) or as a trusted
 /// proxy forwarded it, and `server_name` its name as routing matched it
-/// ([`crate::router::host_key`]): HTTP_HOST and SERVER_NAME.
+/// ([`crate::router::host_key`]): HTTP_HOST and SERVER_NAME. Written over the vectors and
+/// strings of an earlier request on this thread (see [`recycle`]).
 pub fn build(
     parts: &Parts,
     conn: &Connection,
@@ -70,73 +72,126 @@ pub fn build(
     concurrency: Concurrency,
 ) -> Vec<(String, String)> {
     let uri = &parts.uri;
-    let mut vars: Vec<(String, String)> = Vec::with_capacity(24 + parts.headers.len());
-    let mut put = |k: &str, v: String| vars.push((k.to_string(), v));
-
-    put("REQUEST_METHOD", parts.method.as_str().to_string());
-    put("SCRIPT_NAME", latin1(mount.script_name));
-    put("PATH_INFO", latin1(mount.path_info));
-    put("QUERY_STRING", uri.query().unwrap_or("").to_string());
-    put("REQUEST_URI", request_uri(parts));
-    put(
-        "SERVER_NAME",
-        server_name.filter(|name| !name.is_empty()).map_or_else(
-            || {
-                conn.local
-                    .map_or_else(|| "localhost".into(), |a| a.ip().to_string())
-            },
-            str::to_string,
-        ),
-    );
-    put(
-        "SERVER_PORT",
-        conn.local
-            .map_or_else(String::new, |a| a.port().to_string()),
-    );
-    put("SERVER_PROTOCOL", protocol(parts.version).to_string());
-    put("SERVER_SOFTWARE", crate::SERVER_SOFTWARE.to_string());
-    put(
-        "REMOTE_ADDR",
-        conn.remote
-            .map_or_else(String::new, |a| a.ip().to_canonical().to_string()),
-    );
-    put(
-        "REMOTE_PORT",
-        conn.remote
-            .map_or_else(String::new, |a| a.port().to_string()),
-    );
-    put("wsgi.version", "1.0".to_string());
-    put("wsgi.url_scheme", conn.scheme.to_string());
-    put("wsgi.multithread", concurrency.multithread.to_string());
-    put("wsgi.multiprocess", concurrency.multiprocess.to_string());
-    put("wsgi.run_once", concurrency.run_once.to_string());
-    put("wsgi.input_terminated", "true".to_string());
+    let mut vars = Vars::recycled();
+    vars.put("REQUEST_METHOD", parts.method.as_str());
+    latin1_into(vars.value("SCRIPT_NAME"), mount.script_name);
+    latin1_into(vars.value("PATH_INFO"), mount.path_info);
+    vars.put("QUERY_STRING", uri.query().unwrap_or(""));
+    vars.put("REQUEST_URI", &request_uri(parts));
+    let name = vars.value("SERVER_NAME");
+    match (server_name.filter(|name| !name.is_empty()), conn.local) {
+        (Some(server_name), _) => name.push_str(server_name),
+        (None, Some(local)) => {
+            let _ = write!(name, "{}", local.ip());
+        }
+        (None, None) => name.push_str("localhost"),
+    }
+    let port = vars.value("SERVER_PORT");
+    if let Some(local) = conn.local {
+        let _ = write!(port, "{}", local.port());
+    }
+    vars.put("SERVER_PROTOCOL", protocol(parts.version));
+    vars.put("SERVER_SOFTWARE", crate::SERVER_SOFTWARE);
+    let addr = vars.value("REMOTE_ADDR");
+    if let Some(remote) = conn.remote {
+        let _ = write!(addr, "{}", remote.ip().to_canonical());
+    }
+    let port = vars.value("REMOTE_PORT");
+    if let Some(remote) = conn.remote {
+        let _ = write!(port, "{}", remote.port());
+    }
+    let flag = |b: bool| if b { "true" } else { "false" };
+    vars.put("wsgi.version", "1.0");
+    vars.put("wsgi.url_scheme", conn.scheme);
+    vars.put("wsgi.multithread", flag(concurrency.multithread));
+    vars.put("wsgi.multiprocess", flag(concurrency.multiprocess));
+    vars.put("wsgi.run_once", flag(concurrency.run_once));
+    vars.put("wsgi.input_terminated", "true");
     if let Some(tls) = &conn.tls {
         for (key, value) in tls.environ() {
-            put(key, value);
+            vars.put(key, &value);
+        }
+    }
+    headers(&parts.headers, &mut vars);
+    if let Some(host) = host {
+        vars.put("HTTP_HOST", host);
+    }
+    vars.finish()
+}
+
+thread_local! {
+    /// The `vars` of the last request this thread built an environ for, once the guest has
+    /// read them: reused, so that a request does not allocate forty strings and a vector
+    /// (whose size makes glibc consolidate its free lists every time).
+    static SPARE: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Gives `vars` back once the guest has them, for the next [`build`] on this thread.
+pub fn recycle(vars: Vec<(String, String)>) {
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if vars.capacity() > spare.capacity() {
+            *spare = vars;
+        }
+    });
+}
+
+/// `vars` being written over a recycled vector: entry `n` is the next to (re)use.
+struct Vars {
+    vars: Vec<(String, String)>,
+    n: usize,
+}
+
+impl Vars {
+    fn recycled() -> Vars {
+        Vars {
+            vars: SPARE.with(|spare| std::mem::take(&mut *spare.borrow_mut())),
+            n: 0,
         }
     }
 
-    headers(&parts.headers, &mut vars);
-    if let Some(host) = host {
-        vars.push(("HTTP_HOST".to_string(), host.to_string()));
+    /// The next entry, both strings emptied.
+    fn entry(&mut self) -> (&mut String, &mut String) {
+        if self.n == self.vars.len() {
+            self.vars.push((String::new(), String::new()));
+        }
+        let (key, value) = &mut self.vars[self.n];
+        self.n += 1;
+        key.clear();
+        value.clear();
+        (key, value)
     }
-    vars
+
+    /// The value of a new entry `key`, empty, to write into.
+    fn value(&mut self, key: &str) -> &mut String {
+        let (k, value) = self.entry();
+        k.push_str(key);
+        value
+    }
+
+    fn put(&mut self, key: &str, value: &str) {
+        self.value(key).push_str(value);
+    }
+
+    fn finish(mut self) -> Vec<(String, String)> {
+        self.vars.truncate(self.n);
+        self.vars
+    }
 }
 
 /// `HTTP_*`, CONTENT_TYPE and CONTENT_LENGTH from the request headers.
-fn headers(map: &HeaderMap, vars: &mut Vec<(String, String)>) {
+fn headers(map: &HeaderMap, vars: &mut Vars) {
     for name in map.keys() {
         let name = name.as_str();
         // Host is HTTP_HOST, from `build`'s `host`.
         if name.contains('_') || name == "host" {
             continue;
         }
-        let key = match name {
-            "content-type" => "CONTENT_TYPE".to_string(),
-            "content-length" => "CONTENT_LENGTH".to_string(),
+        let (key, value) = vars.entry();
+        match name {
+            "content-type" => key.push_str("CONTENT_TYPE"),
+            "content-length" => key.push_str("CONTENT_LENGTH"),
             _ => {
-                let mut key = String::with_capacity(5 + name.len());
                 key.push_str("HTTP_");
                 key.extend(name.chars().map(|c| {
                     if c == '-' {
@@ -145,24 +200,31 @@ fn headers(map: &HeaderMap, vars: &mut Vec<(String, String)>) {
                         c.to_ascii_uppercase()
                     }
                 }));
-                key
             }
-        };
+        }
         let separator = if name == "cookie" { "; " } else { ", " };
-        let mut value = String::new();
         for (i, v) in map.get_all(name).iter().enumerate() {
             if i > 0 {
                 value.push_str(separator);
             }
-            value.extend(v.as_bytes().iter().map(|&b| char::from(b)));
+            latin1_into(value, v.as_bytes());
         }
-        vars.push((key, value));
+    }
+}
+
+/// Appends bytes as a native string: one char per byte (PEP 3333).
+fn latin1_into(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if ascii.is_ascii() => out.push_str(ascii),
+        _ => out.extend(bytes.iter().map(|&b| char::from(b))),
     }
 }
 
 /// Bytes as a native string: one char per byte (PEP 3333).
 pub fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    let mut out = String::with_capacity(bytes.len());
+    latin1_into(&mut out, bytes);
+    out
 }
 
 /// The request-target as sent: origin-form path and query, `*`, or the absolute URI.

@@ -189,11 +189,12 @@ async fn run(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(),
         .push(StartResponse { exchange: id })
         .map_err(internal)?;
     let environ = Environ { vars, input };
-    let body = match app
+    let handled = app
         .cheroot_wsgi_application()
         .call_handle(&mut *store, &environ, start_response)
-        .await
-    {
+        .await;
+    crate::environ::recycle(environ.vars);
+    let body = match handled {
         Err(trap) => return Err(Failure::trap(trap)),
         Ok(Err(raised)) => return Err(Failure::Raised(raised)),
         Ok(Ok(body)) => body,
