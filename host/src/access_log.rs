@@ -26,9 +26,16 @@ use crate::config::{AccessLogFormat, AccessLogTarget};
 /// Lines waiting for the writer thread before new ones are dropped.
 const QUEUE: usize = 64 * 1024;
 
+/// What the writer thread is sent.
+enum Message {
+    Line(String),
+    /// Write out everything before this, then say so.
+    Flush(mpsc::SyncSender<()>),
+}
+
 /// An open access log.
 pub struct AccessLog {
-    tx: mpsc::SyncSender<String>,
+    tx: mpsc::SyncSender<Message>,
     format: AccessLogFormat,
     dropped: AtomicU64,
 }
@@ -50,7 +57,7 @@ impl AccessLog {
                     .with_context(|| format!("cannot open the access log {}", path.display()))?,
             ),
         };
-        let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE);
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || write_lines(rx, out))
@@ -107,8 +114,26 @@ impl AccessLog {
         }
     }
 
+    /// Waits (up to `timeout`) until every line sent so far is written: at shutdown.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (ack, acked) = mpsc::sync_channel(1);
+        let mut message = Message::Flush(ack);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    message = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = acked.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+
     fn write(&self, line: String) {
-        if self.tx.try_send(line).is_err() {
+        if self.tx.try_send(Message::Line(line)).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "access log cannot keep up: lines dropped");
@@ -146,14 +171,19 @@ impl Entry {
     }
 }
 
-fn write_lines(rx: mpsc::Receiver<String>, mut out: Box<dyn std::io::Write + Send>) {
+fn write_lines(rx: mpsc::Receiver<Message>, mut out: Box<dyn std::io::Write + Send>) {
     // Ends when every sender is gone: the server stopped or a reload replaced this log.
-    while let Ok(line) = rx.recv() {
-        let mut batch = line;
-        while let Ok(more) = rx.try_recv() {
-            batch.push_str(&more);
-            if batch.len() > 64 * 1024 {
-                break;
+    let mut batch = String::new();
+    let mut acks = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Line(line) => batch.push_str(&line),
+                Message::Flush(ack) => acks.push(ack),
+            }
+            if batch.len() < 64 * 1024 {
+                next = rx.try_recv().ok();
             }
         }
         if out
@@ -164,17 +194,32 @@ fn write_lines(rx: mpsc::Receiver<String>, mut out: Box<dyn std::io::Write + Sen
             // Nowhere to say it but the server log; keep going, the disk may come back.
             tracing::warn!("cannot write the access log");
         }
+        batch.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
     }
 }
 
-/// `\xHH` for `"`, `\` and anything outside printable ASCII.
+/// The most of one field (request line, referer, user agent) a line holds; longer ones end
+/// in `...`, so a queue of lines stays small whatever clients send.
+const FIELD_MAX: usize = 2048;
+
+/// `\xHH` for `"`, `\` and anything outside printable ASCII; at most [`FIELD_MAX`] bytes.
 fn escape(bytes: &[u8], out: &mut String) {
+    let (bytes, cut) = match bytes.get(..FIELD_MAX) {
+        Some(head) if bytes.len() > FIELD_MAX => (head, true),
+        _ => (bytes, false),
+    };
     for &b in bytes {
         if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "\\x{b:02X}");
         }
+    }
+    if cut {
+        out.push_str("...");
     }
 }
 

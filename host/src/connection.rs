@@ -6,10 +6,11 @@
 //! counted from accept and from the end of the previous response. Some bytes of a head but
 //! not all of it (slowloris), or nothing at all on a fresh connection, gets cheroot's
 //! `408 Request Timeout` and a close; a keep-alive connection idle after a response is
-//! closed quietly; an HTTP/2 connection is closed without HTTP/1 bytes. hyper's own header
-//! timeout is off: it closes without a 408. A head with a bare LF line end, which hyper's
-//! parser accepts, gets cheroot's 400 "HTTP requires CRLF terminators" and a close (a
-//! request-smuggling shape when a proxy in front reads lines differently). The connection
+//! closed quietly, an idle HTTP/2 connection with a GOAWAY. hyper's own header timeout is
+//! off: it closes without a 408. A head with a bare LF line end ([`crate::framing`] follows
+//! every request, pipelined or not), which hyper's parser accepts, gets cheroot's 400 "HTTP
+//! requires CRLF terminators" and a close (a request-smuggling shape when a proxy in front
+//! reads lines differently). The connection
 //! ends gracefully (the response in flight finishes) when the server stops or a response
 //! asks for the connection to close.
 
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
 use crate::environ::Connection;
+use crate::framing::Framing;
 use crate::listener::Accepted;
 use crate::site::Live;
 use crate::start_response::CloseRequest;
@@ -43,6 +45,8 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Bumped each time the connection becomes idle (no response in flight).
     idle_epoch: AtomicU64,
+    /// The connection has idled for header-timeout: close it gracefully (an HTTP/2 GOAWAY).
+    expired: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -139,14 +143,17 @@ async fn run<IO>(
     let close = Arc::new(CloseRequest::default());
     let close_handle = close.clone();
     let remote = connection.remote;
+    let requests = activity.clone();
     let service = hyper::service::service_fn(move |req| {
+        // Counted when hyper takes the request, before its future is first polled: HTTP/2
+        // goes on reading the connection meanwhile, and must not look idle.
+        let in_flight = requests.begin();
         let site = live.get();
         let connection = connection.clone();
         let close = close_handle.clone();
-        let activity = activity.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
-                crate::server::serve(&site, connection, close, activity, req).await,
+                crate::server::serve(&site, connection, close, in_flight, req).await,
             )
         }
     });
@@ -166,6 +173,10 @@ async fn run<IO>(
             conn.as_mut().graceful_shutdown();
             conn.await
         }
+        () = activity.expired.notified() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
         result = conn.as_mut() => result,
     };
     if let Err(e) = result {
@@ -182,13 +193,12 @@ struct Watched<IO> {
     deadline: Pin<Box<Sleep>>,
     /// The idle period the deadline counts (`Activity::idle_epoch`).
     epoch: u64,
-    /// Bytes read in this idle period: a head has begun.
-    bytes: u64,
-    /// The head being read in this idle period.
-    head: HeadScan,
+    /// Where the client's bytes are in its requests.
+    framing: Framing,
+    /// Nothing has been read yet.
+    fresh: bool,
     /// HTTP/2 (ALPN, or the prior-knowledge preface): never answer with HTTP/1 bytes.
     h2: bool,
-    sniffed: bool,
     /// Bytes written and not yet flushed: hyper's, so no answer of ours may go first.
     unflushed: bool,
     /// The connection is over: every read fails.
@@ -203,10 +213,9 @@ impl<IO> Watched<IO> {
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             epoch: 0,
-            bytes: 0,
-            head: HeadScan::default(),
+            framing: Framing::default(),
+            fresh: true,
             h2,
-            sniffed: false,
             unflushed: false,
             ended: false,
         }
@@ -217,7 +226,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Watched<IO> {
     /// Ends the connection, with `answer` first when HTTP/1 bytes may go out now.
     fn end(&mut self, cx: &mut Context<'_>, answer: &[u8], why: &'static str) -> io::Error {
         self.ended = true;
-        if !answer.is_empty() && !self.h2 && !self.unflushed {
+        // Never into a response: not while one is in flight or hyper holds unflushed bytes
+        // (a client that pipelined a bad request after a good one just loses the connection).
+        let between_responses = self.activity.idle().is_some() && !self.unflushed;
+        if !answer.is_empty() && !self.h2 && between_responses {
             // Best effort: the socket buffer of a connection between requests has room.
             if let Poll::Ready(Ok(_)) = Pin::new(&mut self.io).poll_write(cx, answer) {
                 let _ = Pin::new(&mut self.io).poll_flush(cx);
@@ -243,21 +255,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
         {
             // A response has just ended: the next head's time starts now.
             this.epoch = epoch;
-            this.bytes = 0;
-            this.head = HeadScan::default();
             this.deadline.as_mut().reset(Instant::now() + this.timeout);
         }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
-                if !this.sniffed && !read.is_empty() {
-                    this.sniffed = true;
-                    this.h2 |= read.starts_with(b"PRI * HTTP/2");
-                }
-                if idle.is_some() && !this.h2 {
-                    this.bytes += read.len() as u64;
-                    if !this.head.feed(read) {
+                this.fresh &= read.is_empty();
+                if !this.h2 {
+                    let checked = this.framing.feed(read);
+                    this.h2 = this.framing.is_h2();
+                    if checked.is_err() {
                         let error = this.end(cx, BARE_LF_RESPONSE, "bare LF in a request head");
                         return Poll::Ready(Err(error));
                     }
@@ -270,14 +278,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                     return Poll::Pending;
                 }
                 // Part of a head, or nothing at all on a fresh connection: 408. Nothing
-                // after a response: a keep-alive connection that has idled long enough.
-                let answer = if this.bytes > 0 || this.epoch == 0 {
-                    REQUEST_TIMEOUT_RESPONSE
-                } else {
-                    b""
-                };
-                let error = this.end(cx, answer, "no request head within header-timeout");
-                Poll::Ready(Err(error))
+                // after a response (or HTTP/2): a connection that has idled long enough,
+                // closed gracefully (GOAWAY for HTTP/2).
+                if !this.h2 && (this.framing.in_head() || this.fresh) {
+                    let error = this.end(
+                        cx,
+                        REQUEST_TIMEOUT_RESPONSE,
+                        "no request head within header-timeout",
+                    );
+                    return Poll::Ready(Err(error));
+                }
+                this.activity.expired.notify_one();
+                Poll::Pending
             }
         }
     }
@@ -319,65 +331,5 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
-/// Line ends of one request head: every LF must follow a CR; the head ends at its first
-/// empty line (empty lines before the request line are skipped, RFC 9112 §2.2).
-#[derive(Debug, Default)]
-struct HeadScan {
-    after_cr: bool,
-    line_len: usize,
-    lines: usize,
-    done: bool,
-}
-
-impl HeadScan {
-    /// Feeds bytes of the head; `false` at a bare LF. Bytes after the head (a body) pass.
-    fn feed(&mut self, bytes: &[u8]) -> bool {
-        for &b in bytes {
-            if self.done {
-                return true;
-            }
-            match b {
-                b'\n' if !self.after_cr => return false,
-                b'\n' if self.line_len == 0 => self.done = self.lines > 0,
-                b'\n' => {
-                    self.lines += 1;
-                    self.line_len = 0;
-                }
-                b'\r' => {}
-                _ => self.line_len += 1,
-            }
-            self.after_cr = b == b'\r';
-        }
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::HeadScan;
-
-    fn scan(pieces: &[&[u8]]) -> bool {
-        let mut head = HeadScan::default();
-        pieces.iter().all(|p| head.feed(p))
-    }
-
-    #[test]
-    fn only_crlf_heads_pass() {
-        assert!(scan(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]));
-        assert!(scan(&[b"GET / HTTP/1.1\r", b"\nHost: x\r\n\r", b"\n"]));
-        assert!(
-            scan(&[b"\r\nGET / HTTP/1.1\r\n\r\n"]),
-            "a leading empty line"
-        );
-        assert!(
-            scan(&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb"]),
-            "a body may hold anything"
-        );
-        assert!(!scan(&[b"GET / HTTP/1.1\nHost: x\n\n"]));
-        assert!(!scan(&[b"GET / HTTP/1.1\r\nHost: x\n\r\n"]));
-        assert!(!scan(&[b"GET / HTTP/1.1\r\nHost: x\r\n", b"\n"]));
     }
 }

@@ -126,8 +126,21 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Gives `vars` back once the guest has them, for the next [`build`] on this thread.
-pub fn recycle(vars: Vec<(String, String)>) {
+/// Gives `vars` back once the guest has them, for the next [`build`] on this thread. What
+/// a large request made large is let go, so a thread keeps a few KiB, not the biggest
+/// request it ever saw.
+pub fn recycle(mut vars: Vec<(String, String)>) {
+    const KEEP_ENTRIES: usize = 64;
+    const KEEP_STRING: usize = 1024;
+    vars.truncate(KEEP_ENTRIES);
+    vars.shrink_to(KEEP_ENTRIES);
+    for (key, value) in &mut vars {
+        for s in [key, value] {
+            if s.capacity() > KEEP_STRING {
+                *s = String::new();
+            }
+        }
+    }
     SPARE.with(|spare| {
         let mut spare = spare.borrow_mut();
         if vars.capacity() > spare.capacity() {

@@ -31,6 +31,7 @@ pub mod connection;
 pub mod engine;
 pub mod environ;
 pub mod error;
+pub mod framing;
 pub mod gateway;
 pub mod input;
 pub mod listener;

@@ -221,15 +221,23 @@ fn tcp_socket(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener>
 fn bind_unix(path: &Path, options: BindOptions) -> anyhow::Result<Listener> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
-            // Someone answering means a live server; refused means a stale file.
+            // Someone answering means a live server; only a refusal means a stale file (not
+            // being allowed to connect says nothing about whether a server is there).
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(_) => bail!(
                     "cannot listen on unix:{}: another server is listening there",
                     path.display()
                 ),
-                Err(_) => std::fs::remove_file(path).with_context(|| {
-                    format!("cannot replace the stale socket {}", path.display())
-                })?,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path).with_context(|| {
+                        format!("cannot replace the stale socket {}", path.display())
+                    })?
+                }
+                Err(e) => bail!(
+                    "cannot listen on unix:{}: a socket file is there and probing it failed \
+                     ({e}); remove it if no server uses it",
+                    path.display()
+                ),
             }
         }
         Ok(_) => bail!(
@@ -240,11 +248,15 @@ fn bind_unix(path: &Path, options: BindOptions) -> anyhow::Result<Listener> {
     }
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
-    if let Some(mode) = options.socket_mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    if let Some(mode) = options.socket_mode
+        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    {
+        let _ = std::fs::remove_file(path);
+        return Err(anyhow::Error::new(e)
+            .context(format!("cannot set the mode of unix:{}", path.display())));
     }
-    let meta = std::fs::symlink_metadata(path)?;
+    let meta = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read back unix:{}", path.display()))?;
     Ok(Listener::Unix {
         listener,
         path: path.to_path_buf(),
@@ -274,7 +286,9 @@ fn systemd() -> anyhow::Result<Vec<Listener>> {
         .parse()
         .ok()
         .filter(|n| (1..=1024).contains(n))
-        .with_context(|| format!("bind \"systemd\": LISTEN_FDS={count:?} is not a count"))?;
+        .with_context(|| {
+            format!("bind \"systemd\": LISTEN_FDS={count:?}; systemd passed no usable sockets (1 to 1024 expected)")
+        })?;
     if TAKEN.swap(true, Ordering::SeqCst) {
         bail!("bind \"systemd\" is given more than once");
     }

@@ -394,7 +394,9 @@ async fn signals(live: std::sync::Arc<cheroot_wasm::site::Live>) {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                reload(&live, "SIGHUP").await;
+                // In a task of its own: a long compile must not hold up SIGTERM.
+                let live = live.clone();
+                tokio::spawn(async move { reload(&live, "SIGHUP").await });
             }
         }
     }

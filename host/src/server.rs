@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use crate::body::{Ending, ResponseBody};
 use crate::config::{AccessLogTarget, Config, DEFAULT_BIND};
-use crate::connection::Activity;
+use crate::connection::InFlight;
 use crate::environ::{self, Connection, Mount};
 use crate::error::Failure;
 use crate::gateway::{self, Call};
@@ -197,6 +197,10 @@ impl Server {
         if let Some(admin) = admin {
             admin.abort();
         }
+        // The last requests' lines are on their way to the access log: see them written.
+        if let Some(log) = self.live.get().access_log.clone() {
+            let _ = tokio::task::spawn_blocking(move || log.flush(Duration::from_secs(2))).await;
+        }
         Ok(())
     }
 }
@@ -206,10 +210,9 @@ pub async fn serve(
     site: &Site,
     connection: Connection,
     close: Arc<CloseRequest>,
-    activity: Arc<Activity>,
+    in_flight: InFlight,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let in_flight = activity.begin();
     let received = std::time::SystemTime::now();
     let (parts, body) = req.into_parts();
     let mut routed = None;

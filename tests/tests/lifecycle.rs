@@ -397,3 +397,30 @@ async fn shutdown_timeout_cuts_off_what_runs_longer() {
     );
     assert!(slow.await.unwrap().is_empty(), "cut off without an answer");
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_with_a_goaway() {
+    let routes = format!(
+        "[server]\nheader-timeout = \"300ms\"\n\n{}",
+        route("/", HELLO, "")
+    );
+    let server = TestServer::start(&routes).await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{}/", server.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    // Idle past header-timeout: the server says GOAWAY and the connection ends cleanly.
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .expect("the idle connection was not closed");
+    let ended = ended.unwrap();
+    assert!(ended.is_ok(), "closed without a GOAWAY: {ended:?}");
+}

@@ -186,3 +186,31 @@ async fn beyond_max_connections_new_clients_wait_in_the_backlog() {
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
 }
+
+#[tokio::test]
+async fn bare_lf_is_found_in_pipelined_heads_and_never_in_bodies() {
+    let server = server().await;
+    // A body the application never reads, full of bare LFs: skipped by its framing, so
+    // the keep-alive request after it is answered normally.
+    let answer = raw_until_close(
+        server.addr,
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\na\nb\nc\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (responses, rest) = parse_all(&answer, false);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!((statuses, rest), (vec![200, 200], &b""[..]));
+
+    // A bare-LF head pipelined behind a good request (and behind a chunked body) is never
+    // answered: the connection ends instead.
+    for pipelined in [
+        &b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /smuggled HTTP/1.1\nHost: t\n\n"[..],
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n\n\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\nHost: t\n\n",
+    ] {
+        let answer = raw_until_close(server.addr, pipelined).await;
+        let text = String::from_utf8_lossy(&answer);
+        // The whole read is refused before hyper parses any of it: one 400, nothing else.
+        let statuses: Vec<u16> = parse_all(&answer, false).0.iter().map(|r| r.status).collect();
+        assert!(statuses.iter().all(|&s| s == 400) && statuses.len() <= 1, "{text}");
+    }
+}
