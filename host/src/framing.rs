@@ -72,24 +72,15 @@ impl Framing {
         while let Some((&b, rest)) = bytes.split_first() {
             match self.state {
                 State::Off => return Ok(()),
-                State::Body(n) => {
-                    let skip = n.min(bytes.len() as u64) as usize;
-                    self.state = if skip as u64 == n {
-                        State::Head
-                    } else {
-                        State::Body(n - skip as u64)
+                State::Body(n) | State::ChunkData(n) => {
+                    let skip = n.min(bytes.len() as u64);
+                    self.state = match (self.state, n - skip) {
+                        (State::Body(_), 0) => State::Head,
+                        (State::Body(_), left) => State::Body(left),
+                        (_, 0) => State::ChunkEnd,
+                        (_, left) => State::ChunkData(left),
                     };
-                    bytes = &bytes[skip..];
-                    continue;
-                }
-                State::ChunkData(n) => {
-                    let skip = n.min(bytes.len() as u64) as usize;
-                    self.state = if skip as u64 == n {
-                        State::ChunkEnd
-                    } else {
-                        State::ChunkData(n - skip as u64)
-                    };
-                    bytes = &bytes[skip..];
+                    bytes = &bytes[skip as usize..];
                     continue;
                 }
                 State::ChunkEnd => {
