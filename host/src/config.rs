@@ -15,6 +15,7 @@
 //! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
 //! max-connections = 16384          # more connections wait in the listen backlog
 //! header-timeout = "10s"           # a request head must arrive within this (then 408)
+//! write-timeout = "30s"            # a client that stops reading is cut off after this
 //! shutdown-timeout = "30s"         # in-flight requests get this long to finish on stop
 //! max-header-size = "64KiB"        # request line + headers (then 431)
 //! max-uri-length = "16KiB"         # request-target (then 414)
@@ -86,6 +87,8 @@ pub const DEFAULT_MAX_QUEUE: usize = 1024;
 /// How long a client may take to send a request head; also how long an idle keep-alive
 /// connection stays open (cheroot's `timeout` does both too).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may leave a response unread before its connection is closed.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may take to finish once shutdown begins.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Request line and headers, in bytes.
@@ -164,6 +167,9 @@ pub struct HttpLimits {
     pub max_uri_length: usize,
     /// `max-headers`: header lines (431 beyond).
     pub max_headers: usize,
+    /// `write-timeout`: how long a client may leave the server unable to send (it stopped
+    /// reading); then the connection closes.
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -173,6 +179,7 @@ impl Default for HttpLimits {
             max_header_size: DEFAULT_MAX_HEADER_SIZE,
             max_uri_length: DEFAULT_MAX_URI_LENGTH,
             max_headers: DEFAULT_MAX_HEADERS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
@@ -403,6 +410,7 @@ struct RawServer {
     admin: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
     header_timeout: Option<Spanned<String>>,
+    write_timeout: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     max_header_size: Option<Spanned<String>>,
     max_uri_length: Option<Spanned<String>>,
@@ -564,6 +572,11 @@ impl Checker<'_> {
                     DEFAULT_MAX_HEADERS as u64,
                     10_000,
                 )? as usize,
+                write_timeout: self.duration(
+                    &raw.write_timeout,
+                    "server.write-timeout".into(),
+                    DEFAULT_WRITE_TIMEOUT,
+                )?,
             },
             access_log_format: raw.access_log_format.unwrap_or(defaults.access_log_format),
             ..defaults

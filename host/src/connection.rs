@@ -10,7 +10,9 @@
 //! off: it closes without a 408. A head with a bare LF line end ([`crate::framing`] follows
 //! every request, pipelined or not), which hyper's parser accepts, gets cheroot's 400 "HTTP
 //! requires CRLF terminators" and a close (a request-smuggling shape when a proxy in front
-//! reads lines differently). The connection
+//! reads lines differently). A client that stops reading is cut off once nothing could be
+//! sent to it for `write-timeout` (a slow-read attack otherwise holds its connection and,
+//! for a streaming body, its instance). The connection
 //! ends gracefully (the response in flight finishes) when the server stops or a response
 //! asks for the connection to close.
 
@@ -85,6 +87,7 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
             Http {
                 builder: site.http.clone(),
                 header_timeout: site.limits.header_timeout,
+                write_timeout: site.limits.write_timeout,
             },
         )
     };
@@ -125,6 +128,7 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
 struct Http {
     builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     header_timeout: Duration,
+    write_timeout: Duration,
 }
 
 /// hyper on `io`, until the connection ends.
@@ -139,7 +143,7 @@ async fn run<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let io = Watched::new(io, activity.clone(), http.header_timeout, h2);
+    let io = Watched::new(io, activity.clone(), &http, h2);
     let close = Arc::new(CloseRequest::default());
     let close_handle = close.clone();
     let remote = connection.remote;
@@ -201,17 +205,23 @@ struct Watched<IO> {
     h2: bool,
     /// Bytes written and not yet flushed: hyper's, so no answer of ours may go first.
     unflushed: bool,
+    write_timeout: Duration,
+    /// Armed while the client is not taking what the server writes.
+    write_stall: Option<Pin<Box<Sleep>>>,
     /// The connection is over: every read fails.
     ended: bool,
 }
 
 impl<IO> Watched<IO> {
-    fn new(io: IO, activity: Arc<Activity>, timeout: Duration, h2: bool) -> Self {
+    fn new(io: IO, activity: Arc<Activity>, http: &Http, h2: bool) -> Self {
+        let timeout = http.header_timeout;
         Watched {
             io,
             activity,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
+            write_timeout: http.write_timeout,
+            write_stall: None,
             epoch: 0,
             framing: Framing::default(),
             fresh: true,
@@ -295,6 +305,32 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
     }
 }
 
+impl<IO> Watched<IO> {
+    /// A write's outcome, against the write timeout: progress disarms it; being unable to
+    /// write for `write-timeout` (the client stopped reading) fails the connection.
+    fn stalled<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        done: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if done.is_ready() {
+            self.write_stall = None;
+            return done;
+        }
+        let write_timeout = self.write_timeout;
+        let stall = self
+            .write_stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_timeout)));
+        match stall.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing for write-timeout",
+            ))),
+        }
+    }
+}
+
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -303,7 +339,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.io).poll_write(cx, buf)
+        let done = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.stalled(cx, done)
     }
 
     fn poll_write_vectored(
@@ -313,7 +350,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        let done = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.stalled(cx, done)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -326,7 +364,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         if matches!(flushed, Poll::Ready(Ok(()))) {
             this.unflushed = false;
         }
-        flushed
+        this.stalled(cx, flushed)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

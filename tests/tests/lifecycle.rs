@@ -424,3 +424,38 @@ async fn an_idle_http2_connection_is_closed_with_a_goaway() {
     let ended = ended.unwrap();
     assert!(ended.is_ok(), "closed without a GOAWAY: {ended:?}");
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_write_timeout() {
+    let routes = format!(
+        "[server]\nwrite-timeout = \"300ms\"\n\n{}",
+        route("/", STREAM, "max-concurrency = 1")
+    );
+    let server = TestServer::start(&routes).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // An endless body, and a client that reads none of it for a while.
+    stream
+        .write_all(b"GET /?n=0&size=65536 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(READ_TIMEOUT, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("neither data nor a close"),
+        }
+        assert!(received < 64 << 20, "the endless body was never cut off");
+    }
+    // The route's only instance is free again.
+    let r = parse_one(
+        &raw(
+            server.addr,
+            b"GET /?n=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await,
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "chunk 0\n"));
+}
