@@ -76,16 +76,8 @@ impl AccessLog {
         client: Option<IpAddr>,
         received: SystemTime,
     ) -> Entry {
-        let mut line = String::with_capacity(160);
-        match client {
-            Some(ip) => {
-                let _ = write!(line, "{}", ip.to_canonical());
-            }
-            None => line.push('-'),
-        }
-        line.push_str(" - - [");
-        clf_time(received, &mut line);
-        line.push_str("] \"");
+        let mut line = start(client, received);
+        line.push('"');
         escape(parts.method.as_str().as_bytes(), &mut line);
         line.push(' ');
         escape(crate::environ::request_uri(parts).as_bytes(), &mut line);
@@ -112,6 +104,23 @@ impl AccessLog {
             line,
             tail,
         }
+    }
+
+    /// The line of a request refused before it was parsed (a slow head's 408, a bare LF's
+    /// 400, plain HTTP on the TLS port): no request line, as nginx writes it.
+    pub fn refused(self: &Arc<Self>, client: Option<IpAddr>, status: u16) {
+        let mut line = start(client, SystemTime::now());
+        line.push_str("\"-\"");
+        let tail = match self.format {
+            AccessLogFormat::Common => String::new(),
+            AccessLogFormat::Combined => " \"-\" \"-\"".to_string(),
+        };
+        Entry {
+            log: self.clone(),
+            line,
+            tail,
+        }
+        .finish(status, 0);
     }
 
     /// Waits (up to `timeout`) until every line sent so far is written: at shutdown.
@@ -169,6 +178,21 @@ impl Entry {
         line.push('\n');
         log.write(line);
     }
+}
+
+/// `client - - [time] `: how every line begins.
+fn start(client: Option<IpAddr>, time: SystemTime) -> String {
+    let mut line = String::with_capacity(160);
+    match client {
+        Some(ip) => {
+            let _ = write!(line, "{}", ip.to_canonical());
+        }
+        None => line.push('-'),
+    }
+    line.push_str(" - - [");
+    clf_time(time, &mut line);
+    line.push_str("] ");
+    line
 }
 
 fn write_lines(rx: mpsc::Receiver<Message>, mut out: Box<dyn std::io::Write + Send>) {

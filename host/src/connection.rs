@@ -80,6 +80,11 @@ impl Drop for InFlight {
 pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receiver<bool>) {
     // What the connection needs of the site now; each request reads the site anew, and the
     // connection holds no site, so a reload's old one can go when its last request ends.
+    let Accepted {
+        stream,
+        remote,
+        local,
+    } = accepted;
     let (tls, http) = {
         let site = live.get();
         (
@@ -88,14 +93,13 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
                 builder: site.http.clone(),
                 header_timeout: site.limits.header_timeout,
                 write_timeout: site.limits.write_timeout,
+                refused: site
+                    .access_log
+                    .clone()
+                    .map(|log| (log, remote.map(|a| a.ip()))),
             },
         )
     };
-    let Accepted {
-        stream,
-        remote,
-        local,
-    } = accepted;
     let mut connection = Connection {
         remote,
         local,
@@ -117,6 +121,9 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
                 }
                 Ok(crate::tls::Handshake::PlainHttp) => {
                     tracing::debug!(?remote, "plain HTTP on the TLS port: answered 400");
+                    if let Some((log, client)) = &http.refused {
+                        log.refused(*client, 400);
+                    }
                 }
                 Err(e) => tracing::debug!(?remote, error = %e, "TLS handshake failed"),
             }
@@ -129,6 +136,8 @@ struct Http {
     builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     header_timeout: Duration,
     write_timeout: Duration,
+    /// Where a request refused before hyper parsed it is logged, and whose it was.
+    refused: Option<(Arc<crate::access_log::AccessLog>, Option<std::net::IpAddr>)>,
 }
 
 /// hyper on `io`, until the connection ends.
@@ -210,6 +219,7 @@ struct Watched<IO> {
     write_stall: Option<Pin<Box<Sleep>>>,
     /// The connection is over: every read fails.
     ended: bool,
+    refused: Option<(Arc<crate::access_log::AccessLog>, Option<std::net::IpAddr>)>,
 }
 
 impl<IO> Watched<IO> {
@@ -222,6 +232,7 @@ impl<IO> Watched<IO> {
             deadline: Box::pin(tokio::time::sleep(timeout)),
             write_timeout: http.write_timeout,
             write_stall: None,
+            refused: http.refused.clone(),
             epoch: 0,
             framing: Framing::default(),
             fresh: true,
@@ -234,7 +245,8 @@ impl<IO> Watched<IO> {
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Watched<IO> {
     /// Ends the connection, with `answer` first when HTTP/1 bytes may go out now.
-    fn end(&mut self, cx: &mut Context<'_>, answer: &[u8], why: &'static str) -> io::Error {
+    fn end(&mut self, cx: &mut Context<'_>, answer: (&[u8], u16), why: &'static str) -> io::Error {
+        let (answer, status) = answer;
         self.ended = true;
         // Never into a response: not while one is in flight or hyper holds unflushed bytes
         // (a client that pipelined a bad request after a good one just loses the connection).
@@ -243,6 +255,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Watched<IO> {
             // Best effort: the socket buffer of a connection between requests has room.
             if let Poll::Ready(Ok(_)) = Pin::new(&mut self.io).poll_write(cx, answer) {
                 let _ = Pin::new(&mut self.io).poll_flush(cx);
+            }
+            if let Some((log, client)) = &self.refused {
+                log.refused(*client, status);
             }
         }
         io::Error::new(io::ErrorKind::InvalidData, why)
@@ -276,7 +291,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                     let checked = this.framing.feed(read);
                     this.h2 = this.framing.is_h2();
                     if checked.is_err() {
-                        let error = this.end(cx, BARE_LF_RESPONSE, "bare LF in a request head");
+                        let error =
+                            this.end(cx, (BARE_LF_RESPONSE, 400), "bare LF in a request head");
                         return Poll::Ready(Err(error));
                     }
                 }
@@ -293,7 +309,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                 if !this.h2 && (this.framing.in_head() || this.fresh) {
                     let error = this.end(
                         cx,
-                        REQUEST_TIMEOUT_RESPONSE,
+                        (REQUEST_TIMEOUT_RESPONSE, 408),
                         "no request head within header-timeout",
                     );
                     return Poll::Ready(Err(error));

@@ -174,3 +174,28 @@ async fn a_reload_reopens_the_access_log_for_logrotate() {
         "{old}"
     );
 }
+
+#[tokio::test]
+async fn requests_refused_before_parsing_are_logged_too() {
+    let server = TestServer::start(
+        &[
+            "[server]\naccess-log = \"access.log\"\nheader-timeout = \"300ms\"\n\n".to_string(),
+            route("/", HELLO, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    raw_until_close(server.addr, b"GET / HTTP/1.1\r\nHost: slow").await;
+    raw_until_close(server.addr, b"GET / HTTP/1.1\nHost: a\n\n").await;
+    let lines = log_lines(&server.dir.join("access.log"), 2).await;
+    let mut tails: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once("] ").expect("a CLF line").1)
+        .collect();
+    tails.sort();
+    assert_eq!(
+        tails,
+        [r#""-" 400 - "-" "-""#, r#""-" 408 - "-" "-""#],
+        "{lines:?}"
+    );
+}
