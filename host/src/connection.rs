@@ -91,8 +91,8 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
             site.tls.clone(),
             Http {
                 builder: site.http.clone(),
-                header_timeout: site.limits.header_timeout,
-                write_timeout: site.limits.write_timeout,
+                header_timeout: site.server.http.header_timeout,
+                write_timeout: site.server.http.write_timeout,
                 refused: site
                     .access_log
                     .clone()

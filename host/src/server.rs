@@ -247,7 +247,7 @@ async fn answer(
     routed: &mut Option<Arc<RouteStats>>,
     client: &mut Option<IpAddr>,
 ) -> Response<ResponseBody> {
-    if let Err(failure) = crate::protocol::check(parts, &site.limits) {
+    if let Err(failure) = crate::protocol::check(parts, &site.server.http) {
         return failure.response();
     }
     let mut host = environ::requested_host(parts);
@@ -261,7 +261,9 @@ async fn answer(
     }
     // Behind a trusted proxy, the client, scheme and host are the ones it forwards.
     let mut connection = connection;
-    if let Some(forwarded) = crate::proxy::resolve(&parts.headers, *client, &site.trusted) {
+    if let Some(forwarded) =
+        crate::proxy::resolve(&parts.headers, *client, &site.server.trusted_proxies)
+    {
         if let Some(ip) = forwarded.client {
             connection.remote = Some(SocketAddr::new(ip, 0));
             *client = Some(ip);

@@ -22,7 +22,6 @@ use crate::access_log::AccessLog;
 use crate::config::{AccessLogTarget, Config, HttpLimits, Route, ServerConfig};
 use crate::gateway::Target;
 use crate::pool::Pool;
-use crate::proxy::TrustedProxies;
 use crate::router::Router;
 use crate::stats::{RouteStats, Stats};
 use crate::tls;
@@ -33,19 +32,16 @@ pub struct Site {
     pub router: Router<Arc<Target>>,
     /// Every route, in routes.toml's order.
     pub targets: Vec<Arc<Target>>,
-    /// Peers whose forwarding headers are believed.
-    pub trusted: TrustedProxies,
     /// Figures of requests no route answered.
     pub unrouted: Arc<RouteStats>,
     /// The TLS certificate and policy, when listeners speak TLS.
     pub tls: Option<tls::Acceptor>,
-    /// Limits on request heads and idle connections.
-    pub limits: HttpLimits,
     /// The access log, unless it is off.
     pub access_log: Option<Arc<AccessLog>>,
     /// hyper's connection builder, configured with `limits`.
     pub http: auto::Builder<TokioExecutor>,
-    /// The `[server]` table it was built from (to tell what a reload cannot change).
+    /// The `[server]` table it was built from: trusted proxies, HTTP limits, and what a
+    /// reload cannot change.
     pub server: ServerConfig,
 }
 
@@ -109,10 +105,8 @@ impl Site {
                     .collect::<Vec<_>>(),
             ),
             targets,
-            trusted: server.trusted_proxies.clone(),
             unrouted: stats.route(crate::stats::UNROUTED),
             tls,
-            limits: server.http,
             access_log,
             http: http_builder(&server.http),
             server: server.clone(),
