@@ -213,7 +213,11 @@ pub async fn serve(
     in_flight: InFlight,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    let received = std::time::SystemTime::now();
+    // The access log's time is the request's arrival; nothing to read when it is off.
+    let received = site
+        .access_log
+        .as_ref()
+        .map(|log| (log, std::time::SystemTime::now()));
     let (parts, body) = req.into_parts();
     let mut routed = None;
     let mut client = connection.remote.map(|a| a.ip());
@@ -229,10 +233,7 @@ pub async fn serve(
     .await;
     let status = response.status();
     routed.as_deref().unwrap_or(&site.unrouted).answered(status);
-    let log = site
-        .access_log
-        .as_ref()
-        .map(|log| (log.entry(&parts, client, received), status.as_u16()));
+    let log = received.map(|(log, at)| (log.entry(&parts, client, at), status.as_u16()));
     response.map(|body| body.ending(Ending::new(log, in_flight)))
 }
 
