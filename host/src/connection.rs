@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 
+use crate::config::HttpLimits;
 use crate::environ::Connection;
 use crate::framing::Framing;
 use crate::listener::Accepted;
@@ -91,8 +92,7 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
             site.tls.clone(),
             Http {
                 builder: site.http.clone(),
-                header_timeout: site.server.http.header_timeout,
-                write_timeout: site.server.http.write_timeout,
+                limits: site.server.http,
                 refused: site
                     .access_log
                     .clone()
@@ -134,8 +134,7 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
 /// hyper's settings for one connection.
 struct Http {
     builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
-    header_timeout: Duration,
-    write_timeout: Duration,
+    limits: HttpLimits,
     /// Where a request refused before hyper parsed it is logged, and whose it was.
     refused: Option<(Arc<crate::access_log::AccessLog>, Option<std::net::IpAddr>)>,
 }
@@ -174,19 +173,20 @@ async fn run<IO>(
         .builder
         .serve_connection(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
+    // The server stopping, a response that must be the last, or an idle connection: each
+    // ends the connection gracefully (the response in flight finishes).
+    let last = async {
+        tokio::select! {
+            _ = stopping.wait_for(|stop| *stop) => {}
+            () = close.requested() => {}
+            () = activity.expired.notified() => {}
+        }
+    };
     let result = tokio::select! {
         // A close request must win over the connection's own progress, or hyper could start
         // on a pipelined request first.
         biased;
-        () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        () = close.requested() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-        () = activity.expired.notified() => {
+        () = last => {
             conn.as_mut().graceful_shutdown();
             conn.await
         }
@@ -224,13 +224,13 @@ struct Watched<IO> {
 
 impl<IO> Watched<IO> {
     fn new(io: IO, activity: Arc<Activity>, http: &Http, h2: bool) -> Self {
-        let timeout = http.header_timeout;
+        let timeout = http.limits.header_timeout;
         Watched {
             io,
             activity,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
-            write_timeout: http.write_timeout,
+            write_timeout: http.limits.write_timeout,
             write_stall: None,
             refused: http.refused.clone(),
             epoch: 0,
