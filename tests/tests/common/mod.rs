@@ -51,7 +51,8 @@ impl TestServer {
         TestServer::start_bound(routes, setup, &["127.0.0.1:0"]).await
     }
 
-    /// Like [`TestServer::start_with`], listening on `binds` (`addr` is the first TCP one).
+    /// Like [`TestServer::start_with`], listening on `binds`, one of them TCP (`addr`, the
+    /// first).
     pub async fn start_bound(
         routes: &str,
         setup: impl FnOnce(&std::path::Path),
@@ -78,7 +79,7 @@ impl TestServer {
         let server = cheroot_wasm::Server::bind(config, options).await.unwrap();
         let addr = server
             .local_addr()
-            .unwrap_or_else(|| "127.0.0.1:9".parse().unwrap());
+            .expect("tests bind at least one TCP address");
         let live = server.live().clone();
         let admin = server.admin_addr();
         let (tx, rx) = oneshot::channel::<()>();
