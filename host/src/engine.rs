@@ -33,16 +33,24 @@ const CORE_SLOTS_PER_COMPONENT: u32 = 32;
 /// address space (not RAM) for a whole 4 GiB wasm32 memory plus guards, so this is the
 /// number that decides the reservation: about 8 GiB per possible instance.
 const MEMORIES_PER_COMPONENT: u32 = 2;
-/// Linear memory (and async stack) pages reset with `memset` rather than `madvise` when a
-/// pooled slot is freed: the part every request touches, kept warm.
-const KEEP_RESIDENT: usize = 64 << 10;
+/// How much of a freed pooled slot's linear memory, table and async stack is reset by hand
+/// (`memset`, or a copy of the memory image) and kept resident, rather than given back with
+/// `madvise`. Giving pages back is what makes a fresh instance slow: each `madvise` and each
+/// copy-on-write fault of the next instance flushes the TLB of every core running this
+/// process (an inter-processor interrupt, dear in a VM), which was half the CPU of a fresh
+/// request on a 2-core VM. With Linux's `PAGEMAP_SCAN` (6.7+) the budget goes to the pages
+/// the instance actually dirtied, wherever they are.
+const KEEP_RESIDENT_DIRTY: usize = 1 << 20;
+/// Without `PAGEMAP_SCAN` the budget covers the lowest addresses only, dirty or not; a Rust
+/// guest's stack, at the bottom, is mostly untouched, so keep it small.
+const KEEP_RESIDENT_LOW: usize = 64 << 10;
 
 /// Builds the process's engine for `routes` and starts its epoch ticker.
 ///
 /// Instances come from wasmtime's pooling allocator, sized from the routes: one slot per
 /// instance that may exist at once (the sum of every route's `max-concurrency`), each
 /// memory slot as large as the largest `memory` limit. Reusing slots, with copy-on-write
-/// images and a small resident tail, is what makes a fresh instance cheap (no mmap, munmap
+/// images and dirty pages reset in place, is what makes a fresh instance cheap (no mmap, munmap
 /// or fiber-stack allocation per request). Should the machine refuse the reservation (a
 /// `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
 pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
@@ -58,6 +66,11 @@ pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
         .map(|r| r.limits.memory)
         .max()
         .unwrap_or(crate::config::DEFAULT_MEMORY);
+    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+        KEEP_RESIDENT_DIRTY
+    } else {
+        KEEP_RESIDENT_LOW
+    };
     let mut pooling = PoolingAllocationConfig::new();
     let core = instances.saturating_mul(CORE_SLOTS_PER_COMPONENT);
     pooling
@@ -70,9 +83,10 @@ pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
         .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
         .max_component_instance_size(4 << 20)
         .max_core_instance_size(4 << 20)
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .async_stack_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(KEEP_RESIDENT);
+        .linear_memory_keep_resident(keep_resident)
+        .async_stack_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = match Engine::new(&config) {
@@ -247,6 +261,15 @@ pub fn prepare(
     linker: &Linker<HostState>,
     component: &Component,
 ) -> anyhow::Result<AppPre<HostState>> {
+    let exports_wasi_http = component
+        .component_type()
+        .exports(component.engine())
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler"));
+    if exports_wasi_http {
+        return Err(anyhow!(
+            "this is a wasi:http proxy component (it exports wasi:http/incoming-handler, for `wasmtime serve`), not a WSGI application: build it for world `app` of wit/wsgi.wit (sdk/rust, or `cheroot-wasm build-python` for a Python WSGI app)"
+        ));
+    }
     let pre = linker.instantiate_pre(component).map_err(|e| anyhow!(e))?;
     AppPre::new(pre).map_err(|e| anyhow!(e)).context(
         "the component does not export cheroot:wsgi/application (world `app` of wit/wsgi.wit)",
