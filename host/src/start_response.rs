@@ -76,9 +76,10 @@ pub struct ResponseWriter {
     outcome: Option<oneshot::Sender<Outcome>>,
     /// Present once the head is sent with a streaming body.
     body: Option<mpsc::Sender<Bytes>>,
-    /// Set when the body ends properly; without it, the end of the channel aborts the
-    /// connection (so a crashed or cancelled guest never looks like a complete response).
-    complete: Arc<AtomicBool>,
+    /// A streaming body's end: set when the body ends properly; without it, the end of the
+    /// channel aborts the connection (so a crashed or cancelled guest never looks like a
+    /// complete response).
+    complete: Option<Arc<AtomicBool>>,
     sent: bool,
     written: u64,
     /// Makes the connection close once the response in flight is complete.
@@ -95,7 +96,7 @@ impl ResponseWriter {
             staged: None,
             outcome: Some(tx),
             body: None,
-            complete: Arc::new(AtomicBool::new(false)),
+            complete: None,
             sent: false,
             written: 0,
             close,
@@ -142,7 +143,7 @@ impl ResponseWriter {
         }
         if self.head_only || head.no_content() {
             // The application runs as for GET; its body is counted as sent and dropped.
-            return if self.sent || self.send_head(None, false) {
+            return if self.sent || self.send_head(None, true, false) {
                 Ok(())
             } else {
                 Err(WsgiError::Disconnected)
@@ -165,9 +166,11 @@ impl ResponseWriter {
             self.close.request();
         }
         if !self.sent {
-            // Too much already in the first chunk: say so in the head, since the
-            // connection cannot be reused after a body the application could not frame.
-            if !self.send_head(Some(data), exceeded) {
+            // A first chunk that makes up the declared length is the whole body. Too much
+            // already in it: say so in the head, since the connection cannot be reused
+            // after a body the application could not frame.
+            let whole = exceeded || head.content_length == Some(self.written);
+            if !self.send_head(Some(data), whole, exceeded) {
                 return Err(WsgiError::Disconnected);
             }
         } else if !data.is_empty() {
@@ -176,8 +179,7 @@ impl ResponseWriter {
         }
         if exceeded {
             // The client got exactly the declared length; the rest is dropped.
-            self.complete.store(true, Ordering::Release);
-            self.body = None;
+            self.end_body(true);
             return Err(WsgiError::BodyExceedsContentLength);
         }
         Ok(())
@@ -199,13 +201,13 @@ impl ResponseWriter {
                 written = self.written,
                 "application sent less than its Content-Length; closing the connection"
             );
-        } else {
-            self.complete.store(true, Ordering::Release);
         }
         if !self.sent {
-            self.send_head(None, false);
+            // Not `whole`: without a Content-Length, HTTP/1.1 frames it as cheroot does, one
+            // empty last chunk.
+            self.send_head(None, false, false);
         }
-        self.body = None;
+        self.end_body(!short);
         Ok(())
     }
 
@@ -215,19 +217,29 @@ impl ResponseWriter {
         if let Some(tx) = self.outcome.take() {
             let _ = tx.send(Err(failure));
         }
-        self.complete.store(false, Ordering::Release);
+        self.end_body(false);
+    }
+
+    /// Ends a streaming body, `complete` or cut off.
+    fn end_body(&mut self, complete: bool) {
+        if let Some(flag) = &self.complete {
+            flag.store(complete, Ordering::Release);
+        }
         self.body = None;
     }
 
-    /// Sends the staged head, with `first` as the start of the body; `false` if the service
-    /// is gone (the client disconnected).
-    fn send_head(&mut self, first: Option<Bytes>, close: bool) -> bool {
-        let (Some(head), Some(outcome)) = (&self.staged, self.outcome.take()) else {
+    /// Sends the staged head, with `first` as the start of the body, or as all of it if
+    /// `whole`; `false` if the service is gone (the client disconnected).
+    fn send_head(&mut self, first: Option<Bytes>, whole: bool, close: bool) -> bool {
+        let (Some(head), Some(outcome)) = (self.staged.as_mut(), self.outcome.take()) else {
             return false;
         };
         self.sent = true;
-        let mut headers = head.headers.clone();
-        if head.no_content() {
+        // A sent head is never replaced (exc_info then gets already-started): its headers
+        // move into the response.
+        let mut headers = std::mem::take(&mut head.headers);
+        let (status, reason, no_content) = (head.status, head.reason.take(), head.no_content());
+        if no_content {
             // RFC 9110 §15.3.5, §15.4.5: no content, and no framing headers to announce any.
             headers.remove(header::CONTENT_LENGTH);
         }
@@ -240,19 +252,21 @@ impl ResponseWriter {
                 HeaderValue::from_static(crate::SERVER_SOFTWARE),
             );
         }
-        let body = if self.head_only || head.no_content() {
+        let body = if self.head_only || no_content {
             ResponseBody::full(None)
-        } else if close {
+        } else if whole {
             ResponseBody::full(first)
         } else {
             let (tx, rx) = mpsc::channel(BODY_CHANNEL_DEPTH);
+            let complete = Arc::new(AtomicBool::new(false));
             self.body = Some(tx);
-            ResponseBody::stream(first, rx, self.complete.clone())
+            self.complete = Some(complete.clone());
+            ResponseBody::stream(first, rx, complete)
         };
         let mut response = Response::new(body);
-        *response.status_mut() = head.status;
+        *response.status_mut() = status;
         *response.headers_mut() = headers;
-        if let Some(reason) = head.reason.clone() {
+        if let Some(reason) = reason {
             response.extensions_mut().insert(reason);
         }
         if outcome.send(Ok(response)).is_err() {
