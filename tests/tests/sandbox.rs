@@ -159,12 +159,16 @@ async fn no_network_leaves_the_sandbox() {
     assert!(accepted.is_err(), "the guest connected to the host");
 }
 
-#[tokio::test]
-async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
-    let dir = std::env::temp_dir().join(format!("cheroot-wasm-bad-import-{}", std::process::id()));
+/// The error with which the server refuses to start with `component` as its one route.
+async fn start_up_error(component: &str) -> String {
+    let dir = std::env::temp_dir().join(format!(
+        "cheroot-wasm-refused-{}-{}",
+        std::process::id(),
+        component.rsplit('/').next().unwrap_or("component")
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("routes.toml");
-    std::fs::write(&file, route("/tenant", BAD_IMPORT, "")).unwrap();
+    std::fs::write(&file, route("/tenant", component, "")).unwrap();
     let config = cheroot_wasm::Config::load(&file).unwrap();
     let options = cheroot_wasm::ServeOptions {
         bind: vec!["127.0.0.1:0".into()],
@@ -173,14 +177,32 @@ async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
         ..Default::default()
     };
     let error = match cheroot_wasm::Server::bind(config, options).await {
-        Ok(_) => panic!("a component with an unknown import was accepted"),
+        Ok(_) => panic!("{component} was accepted"),
         Err(e) => format!("{e:#}"),
     };
     std::fs::remove_dir_all(&dir).unwrap();
+    error
+}
+
+#[tokio::test]
+async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
+    let error = start_up_error(BAD_IMPORT).await;
     for needle in [
         "routes.toml:3:13",
         "route \"/tenant\"",
         "tenant:exfiltrate/uplink",
+    ] {
+        assert!(error.contains(needle), "{needle:?} missing from: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_wasi_http_component_is_refused_as_not_a_wsgi_application() {
+    let error = start_up_error(HTTP_HELLO).await;
+    for needle in [
+        "routes.toml:3:13",
+        "is a wasi:http proxy component",
+        "world `app` of wit/wsgi.wit",
     ] {
         assert!(error.contains(needle), "{needle:?} missing from: {error}");
     }
