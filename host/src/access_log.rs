@@ -8,7 +8,7 @@
 //! line is dropped and counted (logged), rather than blocking the server. Request line,
 //! referer and user agent are escaped (`"`, `\` and bytes outside printable ASCII become
 //! `\xHH`), so a client cannot forge log lines. Reopened on reload (SIGHUP), which is what
-//! logrotate needs.
+//! logrotate needs, even when the reload itself is refused.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -31,6 +31,8 @@ enum Message {
     Line(String),
     /// Write out everything before this, then say so.
     Flush(mpsc::SyncSender<()>),
+    /// Write out everything before this, then reopen the file by its name.
+    Reopen,
 }
 
 /// An open access log.
@@ -46,27 +48,27 @@ impl AccessLog {
         target: &AccessLogTarget,
         format: AccessLogFormat,
     ) -> anyhow::Result<Option<Arc<AccessLog>>> {
-        let out: Box<dyn std::io::Write + Send> = match target {
+        let (out, file): (Box<dyn std::io::Write + Send>, _) = match target {
             AccessLogTarget::Off => return Ok(None),
-            AccessLogTarget::Stdout => Box::new(std::io::stdout()),
-            AccessLogTarget::File(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("cannot open the access log {}", path.display()))?,
-            ),
+            AccessLogTarget::Stdout => (Box::new(std::io::stdout()), None),
+            AccessLogTarget::File(path) => (Box::new(open_file(path)?), Some(path.clone())),
         };
         let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE);
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_lines(rx, out))
+            .spawn(move || write_lines(rx, out, file))
             .context("cannot start the access log thread")?;
         Ok(Some(Arc::new(AccessLog {
             tx,
             format,
             dropped: AtomicU64::new(0),
         })))
+    }
+
+    /// Reopens the file by its name once the lines before are written (logrotate moved
+    /// it); nothing for standard output.
+    pub fn reopen(&self) {
+        let _ = self.tx.try_send(Message::Reopen);
     }
 
     /// Starts the line of a request from `client`, received at `received`.
@@ -195,18 +197,33 @@ fn start(client: Option<IpAddr>, time: SystemTime) -> String {
     line
 }
 
-fn write_lines(rx: mpsc::Receiver<Message>, mut out: Box<dyn std::io::Write + Send>) {
+fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the access log {}", path.display()))
+}
+
+/// The writer thread: `out` is `file`, if the log is one.
+fn write_lines(
+    rx: mpsc::Receiver<Message>,
+    mut out: Box<dyn std::io::Write + Send>,
+    file: Option<std::path::PathBuf>,
+) {
     // Ends when every sender is gone: the server stopped or a reload replaced this log.
     let mut batch = String::new();
     let mut acks = Vec::new();
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
+        let mut reopen = false;
         while let Some(message) = next.take() {
             match message {
                 Message::Line(line) => batch.push_str(&line),
                 Message::Flush(ack) => acks.push(ack),
+                Message::Reopen => reopen = true,
             }
-            if batch.len() < 64 * 1024 {
+            if batch.len() < 64 * 1024 && !reopen {
                 next = rx.try_recv().ok();
             }
         }
@@ -221,6 +238,12 @@ fn write_lines(rx: mpsc::Receiver<Message>, mut out: Box<dyn std::io::Write + Se
         batch.clear();
         for ack in acks.drain(..) {
             let _ = ack.send(());
+        }
+        if let (true, Some(path)) = (reopen, &file) {
+            match open_file(path) {
+                Ok(reopened) => out = Box::new(reopened),
+                Err(e) => tracing::error!("{e:#}; still writing to the file opened before"),
+            }
         }
     }
 }

@@ -253,6 +253,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &cheroot_wasm::site::SiteOptions {
                     cache_dir: cache.dir(),
                     access_log: Some(cheroot_wasm::config::AccessLogTarget::Off),
+                    ..Default::default()
                 },
                 &cheroot_wasm::stats::Stats::new(),
             )

@@ -73,6 +73,8 @@ impl Server {
         let site_options = SiteOptions {
             cache_dir: options.cache_dir.clone(),
             access_log,
+            bind_from_command_line: !options.bind.is_empty(),
+            admin_from_command_line: options.admin.is_some(),
         };
         let site = Site::build(&config, &site_options, &stats).await?;
         let binds = if options.bind.is_empty() {

@@ -52,6 +52,10 @@ pub struct SiteOptions {
     pub cache_dir: Option<PathBuf>,
     /// Overrides routes.toml's `access-log`.
     pub access_log: Option<AccessLogTarget>,
+    /// The listeners come from the command line (`--bind`): routes.toml's `bind` is not used.
+    pub bind_from_command_line: bool,
+    /// The admin address comes from the command line (`--admin`).
+    pub admin_from_command_line: bool,
 }
 
 impl Site {
@@ -183,13 +187,25 @@ impl Live {
     }
 
     /// Rereads routes.toml and its components, builds the new site beside the running one,
-    /// and swaps it in. On any error the running site stays and the error is returned.
+    /// and swaps it in. On any error the running site stays (its access log reopened, as
+    /// logrotate expects of a SIGHUP) and the error is returned.
     pub async fn reload(&self) -> anyhow::Result<Arc<Site>> {
         let _one = self.reloading.lock().await;
-        let config = Config::load(&self.file)?;
-        let site = Arc::new(Site::build(&config, &self.options, &self.stats).await?);
+        let built = match Config::load(&self.file) {
+            Ok(config) => Site::build(&config, &self.options, &self.stats).await,
+            Err(e) => Err(e.into()),
+        };
+        let site = match built {
+            Ok(site) => Arc::new(site),
+            Err(e) => {
+                if let Some(log) = &self.get().access_log {
+                    log.reopen();
+                }
+                return Err(e);
+            }
+        };
         let old = self.current.swap(site.clone());
-        let restart = needs_restart(&old.server, &site.server);
+        let restart = needs_restart(&old.server, &site.server, &self.options);
         if !restart.is_empty() {
             tracing::warn!(
                 "reloaded, but {} only change with a restart",
@@ -200,13 +216,20 @@ impl Live {
     }
 }
 
-/// The `[server]` keys whose change a reload cannot apply.
-fn needs_restart(old: &ServerConfig, new: &ServerConfig) -> Vec<&'static str> {
+/// The `[server]` keys whose change a reload cannot apply (and that the command line does
+/// not override).
+fn needs_restart(
+    old: &ServerConfig,
+    new: &ServerConfig,
+    options: &SiteOptions,
+) -> Vec<&'static str> {
     let mut keys = Vec::new();
-    if old.bind != new.bind || old.bind_options != new.bind_options {
+    if old.bind_options != new.bind_options
+        || (old.bind != new.bind && !options.bind_from_command_line)
+    {
         keys.push("bind, reuse-port and socket-mode");
     }
-    if old.admin != new.admin {
+    if old.admin != new.admin && !options.admin_from_command_line {
         keys.push("admin");
     }
     if old.max_connections != new.max_connections {

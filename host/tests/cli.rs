@@ -358,9 +358,10 @@ fn sighup_reloads_routes_and_keeps_them_when_the_new_file_is_broken() {
     );
     assert!(served.get("/b").starts_with("HTTP/1.1 404 "));
     let file = served.dir.join("routes.toml");
+    // `bind` is --bind's here: only max-connections needs a restart.
     std::fs::write(
         &file,
-        format!("[[route]]\npath = \"/a\"\ncomponent = {hello:?}\n\n[[route]]\npath = \"/b\"\ncomponent = {hello:?}\n"),
+        format!("[server]\nbind = \"127.0.0.1:1\"\nmax-connections = 7\n\n[[route]]\npath = \"/a\"\ncomponent = {hello:?}\n\n[[route]]\npath = \"/b\"\ncomponent = {hello:?}\n"),
     )
     .unwrap();
     kill(&served.child, "-HUP");
@@ -374,6 +375,14 @@ fn sighup_reloads_routes_and_keeps_them_when_the_new_file_is_broken() {
         panic!("timed out; log:\n{}", served.stderr());
     };
     wait_for(&|| served.get("/b").starts_with("HTTP/1.1 200 "));
+    wait_for(&|| served.stderr().contains("reloaded, but"));
+    assert!(
+        served
+            .stderr()
+            .contains("reloaded, but max-connections only change with a restart"),
+        "{}",
+        served.stderr()
+    );
 
     std::fs::write(&file, "[[route]]\npath = \"/a\"\n").unwrap();
     kill(&served.child, "-HUP");

@@ -173,6 +173,18 @@ async fn a_reload_reopens_the_access_log_for_logrotate() {
         old.contains("GET /before ") && !old.contains("/after"),
         "{old}"
     );
+
+    // A SIGHUP from logrotate while routes.toml is broken: the reload is refused, the log
+    // is reopened all the same.
+    std::fs::rename(&log, server.dir.join("access.log.2")).unwrap();
+    std::fs::write(server.dir.join("routes.toml"), "[[route]]\npath = \"/\"\n").unwrap();
+    assert!(
+        server.live.reload().await.is_err(),
+        "a broken routes.toml was loaded"
+    );
+    server.assert_alive("/refused").await;
+    let fresh = log_lines(&log, 1).await;
+    assert!(fresh[0].contains("GET /refused "), "{fresh:?}");
 }
 
 #[tokio::test]
