@@ -68,7 +68,9 @@ impl AccessLog {
     /// Reopens the file by its name once the lines before are written (logrotate moved
     /// it); nothing for standard output.
     pub fn reopen(&self) {
-        let _ = self.tx.try_send(Message::Reopen);
+        if self.tx.try_send(Message::Reopen).is_err() {
+            tracing::warn!("the access log's queue is full: not reopened");
+        }
     }
 
     /// Starts the line of a request from `client`, received at `received`.

@@ -50,9 +50,9 @@ const KEEP_RESIDENT_LOW: usize = 64 << 10;
 /// Instances come from wasmtime's pooling allocator, sized from the routes: one slot per
 /// instance that may exist at once (the sum of every route's `max-concurrency`), each
 /// memory slot as large as the largest `memory` limit. Reusing slots, with copy-on-write
-/// images and dirty pages reset in place, is what makes a fresh instance cheap (no mmap, munmap
-/// or fiber-stack allocation per request). Should the machine refuse the reservation (a
-/// `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
+/// images and dirty pages reset in place, is what makes a fresh instance cheap (no mmap,
+/// munmap or fiber-stack allocation per request). Should the machine refuse the reservation
+/// (a `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
 pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
     let instances: u64 = routes
         .routes
