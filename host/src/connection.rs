@@ -194,6 +194,33 @@ async fn run<IO>(
     };
     if let Err(e) = result {
         tracing::debug!(?remote, error = %e, "connection ended with an error");
+        // A head hyper could not parse was answered by hyper itself: log it as the ones
+        // refused before parsing are.
+        if let (Some(status), Some((log, client))) = (
+            e.downcast_ref::<hyper::Error>().and_then(hyper_refusal),
+            &http.refused,
+        ) {
+            log.refused(*client, status.as_u16());
+        }
+    }
+}
+
+/// The status hyper answered a request head it could not parse with (its `on_error`: 431
+/// for a head over the buffer, 414 for a URI over its own limit, 400 for the rest), if it
+/// answered one.
+fn hyper_refusal(e: &hyper::Error) -> Option<http::StatusCode> {
+    use http::StatusCode;
+    if e.is_parse_too_large() {
+        // hyper tells the two apart only in its message.
+        Some(if e.to_string().contains("URI too long") {
+            StatusCode::URI_TOO_LONG
+        } else {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        })
+    } else if e.is_parse() && !e.to_string().contains("HTTP2 preface") {
+        Some(StatusCode::BAD_REQUEST)
+    } else {
+        None
     }
 }
 
