@@ -210,14 +210,15 @@ async fn run<IO>(
 /// answered one.
 fn hyper_refusal(e: &hyper::Error) -> Option<http::StatusCode> {
     use http::StatusCode;
+    // hyper tells some kinds apart only in its message.
+    let message = e.to_string();
     if e.is_parse_too_large() {
-        // hyper tells the two apart only in its message.
-        Some(if e.to_string().contains("URI too long") {
+        Some(if message.contains("URI too long") {
             StatusCode::URI_TOO_LONG
         } else {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         })
-    } else if e.is_parse() && !e.to_string().contains("HTTP2 preface") {
+    } else if e.is_parse() && !message.contains("HTTP2 preface") {
         Some(StatusCode::BAD_REQUEST)
     } else {
         None

@@ -191,11 +191,11 @@ impl Live {
     /// logrotate expects of a SIGHUP) and the error is returned.
     pub async fn reload(&self) -> anyhow::Result<Arc<Site>> {
         let _one = self.reloading.lock().await;
-        let built = match Config::load(&self.file) {
-            Ok(config) => Site::build(&config, &self.options, &self.stats).await,
-            Err(e) => Err(e.into()),
+        let built = async {
+            let config = Config::load(&self.file)?;
+            Site::build(&config, &self.options, &self.stats).await
         };
-        let site = match built {
+        let site = match built.await {
             Ok(site) => Arc::new(site),
             Err(e) => {
                 if let Some(log) = &self.get().access_log {
