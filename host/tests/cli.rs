@@ -326,6 +326,32 @@ fn new_writes_a_template_that_names_its_component() {
         cargo.contains("cheroot-wsgi") && cargo.contains("cdylib"),
         "{cargo}"
     );
+    // The SDK travels with the project: no path of the machine that built the binary.
+    assert!(cargo.contains("path = \"cheroot-wsgi\""), "{cargo}");
+    assert!(!cargo.contains(env!("CARGO_MANIFEST_DIR")), "{cargo}");
+    assert!(base.join("my-app/cheroot-wsgi/wit/wsgi.wit").is_file());
+    // And it builds as written (the README's promise), into a target dir kept between runs.
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(base.join("my-app"))
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-rust"),
+        )
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("new-rust/wasm32-wasip2/release/my_app.wasm")
+            .is_file()
+    );
     assert!(new("python", "pyapp").status.success());
     assert!(base.join("pyapp/app.py").is_file());
     let again = new("rust", "my-app");

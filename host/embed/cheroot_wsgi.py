@@ -1,0 +1,1 @@
+../../sdk/python/cheroot_wsgi/__init__.py

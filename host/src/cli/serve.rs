@@ -1,0 +1,204 @@
+//! `cheroot-wasm serve ROUTES`: compile every route, listen, serve until SIGTERM; SIGHUP and
+//! `--watch` reload; `--build` runs the routes' build commands first.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use super::CacheArgs;
+use crate::config::Config;
+use crate::server::{ServeOptions, Server};
+
+/// `serve`'s flags.
+// `[server] bind` and the like are routes.toml's words in the help text, not links.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(clap::Args)]
+pub(super) struct Args {
+    /// The routes file.
+    routes: PathBuf,
+    /// Listen on HOST:PORT, unix:PATH or systemd (repeatable; default: routes.toml's
+    /// [server] bind, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    bind: Vec<String>,
+    /// Run each route's `build` command first.
+    #[arg(long)]
+    build: bool,
+    /// Serve /healthz, /readyz, /stats and /metrics on HOST:PORT (default: routes.toml's
+    /// [server] admin, else none).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Write the access log to FILE, `-` (stdout) or `off` (default: routes.toml's
+    /// [server] access-log, else stdout).
+    #[arg(long, value_name = "FILE")]
+    access_log: Option<String>,
+    /// Reload (as on SIGHUP) when routes.toml or a route's component changes.
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Runs the server until it is stopped.
+pub(super) async fn run(args: Args) -> anyhow::Result<()> {
+    let Args {
+        routes,
+        bind,
+        build,
+        admin,
+        access_log,
+        watch,
+        cache,
+    } = args;
+    let config = Config::load(&routes)?;
+    if build {
+        run_builds(&config)?;
+    }
+    let server = Server::bind(
+        config,
+        ServeOptions {
+            bind,
+            cache_dir: cache.dir(),
+            admin,
+            access_log,
+        },
+    )
+    .await?;
+    for address in server.addresses() {
+        println!("Listening on {address}");
+    }
+    if let Some(admin) = server.admin_addr() {
+        println!("Admin on http://{admin}/ (/healthz /readyz /stats /metrics)");
+    }
+    for route in server.live().get().routes() {
+        println!(
+            "  {:<24} {}",
+            route.display_name(),
+            route.component.display()
+        );
+    }
+    let live = server.live().clone();
+    if watch {
+        tokio::spawn(watch_files(live.clone()));
+    }
+    server.run(signals(live)).await
+}
+
+/// Runs every distinct `build` command, in routes.toml's directory.
+fn run_builds(config: &Config) -> anyhow::Result<()> {
+    let mut done: Vec<&str> = Vec::new();
+    for route in &config.routes {
+        let Some(command) = route.build.as_deref() else {
+            continue;
+        };
+        if done.contains(&command) {
+            continue;
+        }
+        done.push(command);
+        eprintln!("building route {}: {command}", route.display_prefix());
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(dir_or_dot(config.dir()))
+            .status()
+            .with_context(|| {
+                format!(
+                    "cannot run the build command of route {}",
+                    route.display_prefix()
+                )
+            })?;
+        if !status.success() {
+            bail!(
+                "{}: route {}: build command failed ({status}): {command}",
+                config.file.display(),
+                route.display_prefix()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn dir_or_dot(dir: &Path) -> &Path {
+    if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }
+}
+
+/// Reloads `live`, logging why and how it went; `true` if the new routes are serving.
+async fn reload(live: &crate::server::site::Live, why: &str) -> bool {
+    tracing::info!("{why}: reloading {}", live.file().display());
+    match live.reload().await {
+        Ok(site) => {
+            tracing::info!(routes = site.targets.len(), "reloaded");
+            true
+        }
+        Err(e) => {
+            tracing::error!("reload refused, still serving the previous routes: {e:#}");
+            false
+        }
+    }
+}
+
+/// `serve --watch`: reloads when routes.toml or a component of the running routes changes
+/// (size or modification time, checked every second). A reload that fails (a component
+/// half-written by a build) is logged and retried at the next change.
+async fn watch_files(live: std::sync::Arc<crate::server::site::Live>) {
+    let stamp = |live: &crate::server::site::Live| {
+        let site = live.get();
+        let files = std::iter::once(live.file().to_path_buf())
+            .chain(site.routes().map(|r| r.component.clone()));
+        files
+            .map(|f| {
+                std::fs::metadata(&f)
+                    .ok()
+                    .map(|m| (m.len(), m.modified().ok()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut last = stamp(&live);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = stamp(&live);
+        if now == last {
+            continue;
+        }
+        last = now;
+        if reload(&live, "a watched file changed").await {
+            last = stamp(&live);
+        }
+    }
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM (a graceful shutdown); a second one exits at
+/// once. SIGHUP reloads routes.toml meanwhile; a reload that fails leaves the running site.
+async fn signals(live: std::sync::Arc<crate::server::site::Live>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("error: cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // In a task of its own: a long compile must not hold up SIGTERM.
+                let live = live.clone();
+                tokio::spawn(async move { reload(&live, "SIGHUP").await });
+            }
+        }
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        eprintln!("second signal: exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,1196 @@
+//! routes.toml → a validated, typed [`Config`].
+//!
+//! Owns parsing and every check that can be made without compiling a component: unknown
+//! keys, bad prefixes, duplicate paths, bad durations and sizes, missing component files and
+//! directories. Each error names the file, the line and column, and the key, and says how to
+//! fix it — the server refuses to start rather than answer 500 later. It does not compile
+//! anything (`gateway::engine`) nor decide how requests are matched (`http::router`).
+//!
+//! ```toml
+//! [server]
+//! bind = ["127.0.0.1:8080", "unix:/run/app.sock"]  # or one string; --bind overrides it
+//! reuse-port = false               # SO_REUSEPORT: several servers share a port
+//! socket-mode = "0660"             # permissions of unix: socket files
+//! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
+//! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
+//! max-connections = 16384          # more connections wait in the listen backlog
+//! header-timeout = "10s"           # a request head must arrive within this (then 408)
+//! write-timeout = "30s"            # a client that stops reading is cut off after this
+//! shutdown-timeout = "30s"         # in-flight requests get this long to finish on stop
+//! max-header-size = "64KiB"        # request line + headers (then 431)
+//! max-uri-length = "16KiB"         # request-target (then 414)
+//! max-headers = 100                # header lines (then 431)
+//! access-log = "-"                 # "-" (stdout), a file, or "off"
+//! access-log-format = "combined"   # or "common"
+//!
+//! [server.tls]                     # every listener speaks TLS (h2 and http/1.1 by ALPN)
+//! cert = "cert.pem"                # certificate chain, PEM
+//! key = "key.pem"                  # private key, PEM
+//! client-ca = "ca.pem"             # require client certificates signed by these (optional)
+//!
+//! [defaults]                       # limits for every route that does not set its own
+//! timeout = "10s"
+//!
+//! [[route]]
+//! host = "blog.example.com"        # virtual host (optional): exact, or "*.example.com"
+//! path = "/blog"                   # prefix: matches /blog and /blog/..., not /blogger
+//! component = "blog.wasm"          # relative to this file
+//! env = { GREETING = "hi" }        # the guest's whole environment (optional)
+//! dirs = { "/static" = "public" }  # read-only host directories, guest path = host path
+//! build = "cargo build --release"  # run by `serve --build`, in this file's directory (optional)
+//! timeout = "30s"                  # wall-clock budget for one request (optional)
+//! instances = "warm"               # "warm": reuse instances; "fresh": one per request
+//! max-concurrency = 64             # instances running at once; more requests queue
+//! max-requests = 10000             # a warm instance is recycled after this many requests
+//! idle-timeout = "60s"             # idle warm instances are dropped after this long
+//! queue-timeout = "5s"             # how long a request may wait for an instance (then 503)
+//! max-request-body = "10MiB"       # larger request bodies get 413 (default: no limit)
+//! memory = "128MiB"                # linear memory one instance may grow to
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use toml::Spanned;
+
+mod bind;
+mod host;
+mod proxies;
+
+pub use bind::{BindAddr, BindOptions};
+pub use host::HostPattern;
+pub use proxies::TrustedProxies;
+
+/// Wall-clock budget of one request when a route names none: headers, body and all.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `timeout` a route may ask for.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Linear memory one instance may grow to when the route names no `memory`.
+pub const DEFAULT_MEMORY: u64 = 128 << 20;
+/// The most `memory` a route may ask for (a wasm32 memory cannot exceed 4 GiB).
+pub const MAX_MEMORY: u64 = 4 << 30;
+/// Instances of one route that may run at once.
+pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// The most `max-concurrency` a route may ask for.
+pub const MAX_CONCURRENCY: u64 = 100_000;
+/// Requests a warm instance serves before it is replaced (like gunicorn's `max_requests`).
+pub const DEFAULT_MAX_REQUESTS: u64 = 10_000;
+/// How long an idle warm instance is kept.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a request may wait for a free instance before it gets 503.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Client connections served at once; more wait in the listen backlog.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Requests that may wait for an instance of one route; more get 503 at once.
+pub const DEFAULT_MAX_QUEUE: usize = 1024;
+/// How long a client may take to send a request head; also how long an idle keep-alive
+/// connection stays open (cheroot's `timeout` does both too).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may leave a response unread before its connection is closed.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request line and headers, in bytes.
+pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 << 10;
+/// The request-target, in bytes.
+pub const DEFAULT_MAX_URI_LENGTH: usize = 16 << 10;
+/// Header lines in one request.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// Where the server listens when neither routes.toml nor `--bind` says: loopback only, so a
+/// first run never exposes a tenant's application to the network by accident.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+/// A routes.toml file, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The `[server]` table.
+    pub server: ServerConfig,
+    /// The `[[route]]` entries, in file order.
+    pub routes: Vec<Route>,
+}
+
+/// The `[server]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// `bind`: the addresses to listen on, if the file names any.
+    pub bind: Vec<BindAddr>,
+    /// `reuse-port` and `socket-mode`.
+    pub bind_options: BindOptions,
+    /// `trusted-proxies`: peers whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `admin`: where the admin endpoints listen, if anywhere.
+    pub admin: Option<String>,
+    /// `max-connections`: client connections served at once.
+    pub max_connections: usize,
+    /// `shutdown-timeout`: how long in-flight requests may take once shutdown begins.
+    pub shutdown_timeout: Duration,
+    /// Limits on the request head and the connection.
+    pub http: HttpLimits,
+    /// `access-log`: where the access log goes.
+    pub access_log: AccessLogTarget,
+    /// `access-log-format`.
+    pub access_log_format: AccessLogFormat,
+    /// `[server.tls]`, resolved against the file's directory.
+    pub tls: Option<TlsSettings>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: Vec::new(),
+            bind_options: BindOptions::default(),
+            trusted_proxies: TrustedProxies::default(),
+            admin: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            http: HttpLimits::default(),
+            access_log: AccessLogTarget::Stdout,
+            access_log_format: AccessLogFormat::Combined,
+            tls: None,
+        }
+    }
+}
+
+/// What a client's request head and idle connection may take (HTTP/1; HTTP/2 takes the
+/// header size as its header-list limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `header-timeout`: a request head must arrive within this; an idle keep-alive
+    /// connection is closed after it.
+    pub header_timeout: Duration,
+    /// `max-header-size`: request line and headers, in bytes (431 beyond).
+    pub max_header_size: usize,
+    /// `max-uri-length`: the request-target, in bytes (414 beyond).
+    pub max_uri_length: usize,
+    /// `max-headers`: header lines (431 beyond).
+    pub max_headers: usize,
+    /// `write-timeout`: how long a client may leave the server unable to send (it stopped
+    /// reading); then the connection closes.
+    pub write_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_uri_length: DEFAULT_MAX_URI_LENGTH,
+            max_headers: DEFAULT_MAX_HEADERS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+        }
+    }
+}
+
+/// TLS settings from routes.toml's `[server.tls]` table (paths already resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM file with the server's certificate first, then any intermediates.
+    pub cert: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1; not encrypted).
+    pub key: PathBuf,
+    /// PEM file with the CAs that sign client certificates; when set, every client must
+    /// present a certificate that chains to one of them.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Where the access log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// Standard output (`"-"`, the default).
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+    /// No access log (`"off"`).
+    Off,
+}
+
+impl AccessLogTarget {
+    /// `"-"`, `"off"` or a path (relative to `base`).
+    pub fn parse(value: &str, base: &Path) -> Result<AccessLogTarget, String> {
+        match value.trim() {
+            "" => Err("must not be empty: \"-\" (stdout), a file, or \"off\"".into()),
+            "-" => Ok(AccessLogTarget::Stdout),
+            "off" => Ok(AccessLogTarget::Off),
+            path => Ok(AccessLogTarget::File(base.join(path))),
+        }
+    }
+}
+
+/// The access log's line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessLogFormat {
+    /// Common Log Format: `host - - [time] "request" status bytes`.
+    Common,
+    /// Combined: Common plus `"referer" "user-agent"`.
+    Combined,
+}
+
+/// One `[[route]]`: an application mounted under a path prefix.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The virtual host it answers for; `None` for the default server.
+    pub host: Option<HostPattern>,
+    /// The prefix, normalised: no trailing `/`, and `""` for the root route `/`.
+    pub prefix: String,
+    /// The component file, resolved against the directory of routes.toml.
+    pub component: PathBuf,
+    /// The guest's environment variables: exactly these, nothing inherited.
+    pub env: Vec<(String, String)>,
+    /// Read-only directories: (guest path, host directory resolved against routes.toml).
+    pub dirs: Vec<(String, PathBuf)>,
+    /// Where the route's `dirs` key stands, if it has one.
+    pub dirs_at: Option<Location>,
+    /// A shell command that builds the component, run by `serve --build`.
+    pub build: Option<String>,
+    /// What one request and the route as a whole may take.
+    pub limits: Limits,
+    /// Where the route's `component` key stands, for errors found after parsing.
+    pub component_at: Location,
+}
+
+/// A route's sandbox limits: its own keys, else `[defaults]`, else the `DEFAULT_*` constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock budget for one request.
+    pub timeout: Duration,
+    /// Reuse instances across requests, or make one per request.
+    pub instances: InstanceModel,
+    /// Instances that may run at once.
+    pub max_concurrency: usize,
+    /// Requests one warm instance serves before it is replaced.
+    pub max_requests: u64,
+    /// How long an idle warm instance is kept.
+    pub idle_timeout: Duration,
+    /// How long a request may wait for a free instance.
+    pub queue_timeout: Duration,
+    /// The largest request body accepted, if limited.
+    pub max_request_body: Option<u64>,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: DEFAULT_TIMEOUT,
+            instances: InstanceModel::Warm,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
+            max_requests: DEFAULT_MAX_REQUESTS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            max_request_body: None,
+            memory: DEFAULT_MEMORY,
+        }
+    }
+}
+
+impl fmt::Display for Limits {
+    /// One line, in routes.toml's words, as `check` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let instances = match self.instances {
+            InstanceModel::Warm => "warm",
+            InstanceModel::Fresh => "fresh",
+        };
+        write!(
+            f,
+            "instances={instances} max-concurrency={} queue-timeout={:?} timeout={:?} max-requests={} idle-timeout={:?} memory={}",
+            self.max_concurrency,
+            self.queue_timeout,
+            self.timeout,
+            self.max_requests,
+            self.idle_timeout,
+            show_size(self.memory),
+        )?;
+        match self.max_request_body {
+            Some(n) => write!(f, " max-request-body={}", show_size(n)),
+            None => write!(f, " max-request-body=unlimited"),
+        }
+    }
+}
+
+/// Bytes in the largest binary unit that divides them.
+fn show_size(n: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
+/// How a route's instances live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceModel {
+    /// An instance serves request after request (WSGI's usual model: the application object
+    /// lives across requests); one that failed is replaced.
+    Warm,
+    /// Every request gets a new instance, so nothing carries over (`wsgi.run_once`).
+    Fresh,
+}
+
+impl Route {
+    /// Host and prefix as people read them: `shop.example.com/admin`, `/` for the root route
+    /// of the default server.
+    pub fn display_name(&self) -> String {
+        match &self.host {
+            Some(host) => format!("{host}{}", self.prefix),
+            None => self.display_prefix().to_string(),
+        }
+    }
+
+    /// The prefix as written for people: `/` for the root route.
+    pub fn display_prefix(&self) -> &str {
+        if self.prefix.is_empty() {
+            "/"
+        } else {
+            &self.prefix
+        }
+    }
+}
+
+/// A place in routes.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A routes.toml that cannot be served, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read routes file: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown key or a value of the wrong type.
+    #[error("{at}: {message}")]
+    Syntax {
+        /// Where.
+        at: Location,
+        /// What the parser said.
+        message: String,
+    },
+    /// A key has a value that is well-typed but not acceptable.
+    #[error("{at}: `{key}`: {message}")]
+    Invalid {
+        /// Where.
+        at: Location,
+        /// Which key, e.g. `route.path`.
+        key: String,
+        /// Why, and how to fix it.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: Option<RawServer>,
+    #[serde(default)]
+    defaults: Option<RawRoute>,
+    #[serde(default)]
+    route: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawServer {
+    bind: Option<Spanned<OneOrMany>>,
+    reuse_port: Option<bool>,
+    socket_mode: Option<Spanned<String>>,
+    trusted_proxies: Option<Spanned<Vec<String>>>,
+    admin: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    header_timeout: Option<Spanned<String>>,
+    write_timeout: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    max_header_size: Option<Spanned<String>>,
+    max_uri_length: Option<Spanned<String>>,
+    max_headers: Option<Spanned<i64>>,
+    access_log: Option<Spanned<String>>,
+    access_log_format: Option<AccessLogFormat>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+}
+
+/// A string, or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// A `[[route]]`, and also `[defaults]` (which may only hold the limit keys): one type, so
+/// the two can never disagree on a key's name or type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRoute {
+    host: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    component: Option<Spanned<String>>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    dirs: Option<Spanned<BTreeMap<String, String>>>,
+    build: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    instances: Option<InstanceModel>,
+    max_concurrency: Option<Spanned<i64>>,
+    max_requests: Option<Spanned<i64>>,
+    idle_timeout: Option<Spanned<String>>,
+    queue_timeout: Option<Spanned<String>>,
+    max_request_body: Option<Spanned<String>>,
+    memory: Option<Spanned<String>>,
+}
+
+/// Turns spans into [`Location`]s and reports bad values, for one file.
+struct Checker<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        location(self.file, self.text, span.start)
+    }
+
+    fn duration(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: String,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(t) = value else { return Ok(default) };
+        parse_duration(t.get_ref())
+            .filter(|d| !d.is_zero() && *d <= MAX_TIMEOUT)
+            .ok_or_else(|| {
+                invalid(
+                    self.at(t.span()),
+                    key,
+                    format!("{:?} is not a duration between 1ms and 24h; write e.g. \"30s\", \"500ms\" or \"2m\"", t.get_ref()),
+                )
+            })
+    }
+
+    fn count(
+        &self,
+        value: &Option<Spanned<i64>>,
+        key: String,
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(n) = value else { return Ok(default) };
+        u64::try_from(*n.get_ref())
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(|| {
+                invalid(
+                    self.at(n.span()),
+                    key,
+                    format!("must be a whole number from 1 to {max}"),
+                )
+            })
+    }
+
+    fn size(
+        &self,
+        value: &Option<Spanned<String>>,
+        key: String,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(size) = value else { return Ok(None) };
+        parse_size(size.get_ref())
+            .filter(|n| range.contains(n))
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    self.at(size.span()),
+                    key,
+                    format!(
+                        "{:?} is not a size from {} to {}; write e.g. \"64MiB\", \"512KiB\" or \"1000000\" (bytes)",
+                        size.get_ref(),
+                        show_size(*range.start()),
+                        show_size(*range.end())
+                    ),
+                )
+            })
+    }
+
+    /// The `[server]` table.
+    fn server(&self, raw: RawServer, base: &Path) -> Result<ServerConfig, ConfigError> {
+        let defaults = ServerConfig::default();
+        let mut server = ServerConfig {
+            admin: raw.admin.map(Spanned::into_inner),
+            max_connections: self.count(
+                &raw.max_connections,
+                "server.max-connections".into(),
+                DEFAULT_MAX_CONNECTIONS as u64,
+                1 << 24,
+            )? as usize,
+            shutdown_timeout: self.duration(
+                &raw.shutdown_timeout,
+                "server.shutdown-timeout".into(),
+                defaults.shutdown_timeout,
+            )?,
+            http: HttpLimits {
+                header_timeout: self.duration(
+                    &raw.header_timeout,
+                    "server.header-timeout".into(),
+                    DEFAULT_HEADER_TIMEOUT,
+                )?,
+                max_header_size: self
+                    .size(
+                        &raw.max_header_size,
+                        "server.max-header-size".into(),
+                        8192..=1 << 24,
+                    )?
+                    .map_or(DEFAULT_MAX_HEADER_SIZE, |n| n as usize),
+                max_uri_length: self
+                    .size(
+                        &raw.max_uri_length,
+                        "server.max-uri-length".into(),
+                        64..=1 << 24,
+                    )?
+                    .map_or(DEFAULT_MAX_URI_LENGTH, |n| n as usize),
+                max_headers: self.count(
+                    &raw.max_headers,
+                    "server.max-headers".into(),
+                    DEFAULT_MAX_HEADERS as u64,
+                    10_000,
+                )? as usize,
+                write_timeout: self.duration(
+                    &raw.write_timeout,
+                    "server.write-timeout".into(),
+                    DEFAULT_WRITE_TIMEOUT,
+                )?,
+            },
+            access_log_format: raw.access_log_format.unwrap_or(defaults.access_log_format),
+            ..defaults
+        };
+        server.bind_options.reuse_port = raw.reuse_port.unwrap_or(false);
+        if let Some(mode) = raw.socket_mode {
+            let parsed = u32::from_str_radix(mode.get_ref().trim(), 8)
+                .ok()
+                .filter(|m| *m <= 0o777);
+            server.bind_options.socket_mode = Some(parsed.ok_or_else(|| {
+                invalid(
+                    self.at(mode.span()),
+                    "server.socket-mode".into(),
+                    format!(
+                        "{:?} is not a file mode; write it in octal, e.g. \"0660\"",
+                        mode.get_ref()
+                    ),
+                )
+            })?);
+        }
+        if let Some(list) = raw.trusted_proxies {
+            server.trusted_proxies = TrustedProxies::parse(list.get_ref()).map_err(|message| {
+                invalid(
+                    self.at(list.span()),
+                    "server.trusted-proxies".into(),
+                    message,
+                )
+            })?;
+        }
+        if let Some(bind) = raw.bind {
+            let at = self.at(bind.span());
+            let values = match bind.into_inner() {
+                OneOrMany::One(one) => vec![one],
+                OneOrMany::Many(many) => many,
+            };
+            if values.is_empty() {
+                return Err(invalid(
+                    at,
+                    "server.bind".into(),
+                    "must not be empty; e.g. \"127.0.0.1:8080\"",
+                ));
+            }
+            for value in values {
+                if value.trim().is_empty() {
+                    return Err(invalid(
+                        at,
+                        "server.bind".into(),
+                        "must not be empty; e.g. \"127.0.0.1:8080\"",
+                    ));
+                }
+                let addr = BindAddr::parse(&value)
+                    .map_err(|message| invalid(at.clone(), "server.bind".into(), message))?;
+                server.bind.push(match addr {
+                    BindAddr::Unix(path) => BindAddr::Unix(base.join(path)),
+                    other => other,
+                });
+            }
+        }
+        if let Some(log) = raw.access_log {
+            server.access_log = AccessLogTarget::parse(log.get_ref(), base).map_err(|message| {
+                invalid(self.at(log.span()), "server.access-log".into(), message)
+            })?;
+        }
+        if let Some(tls) = raw.tls {
+            let at = self.at(tls.span());
+            let tls = tls.into_inner();
+            let required = |value: Option<String>, key: &str| {
+                value
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| base.join(v))
+                    .ok_or_else(|| {
+                        invalid(
+                            at.clone(),
+                            format!("server.tls.{key}"),
+                            format!(
+                                "[server.tls] needs `{key}`: a PEM file, relative to this file"
+                            ),
+                        )
+                    })
+            };
+            server.tls = Some(TlsSettings {
+                cert: required(tls.cert, "cert")?,
+                key: required(tls.key, "key")?,
+                client_ca: tls.client_ca.map(|ca| base.join(ca)),
+            });
+        }
+        Ok(server)
+    }
+
+    /// The limits `raw` sets, each falling back to `base`; `table` names keys in errors.
+    fn limits(&self, raw: &RawRoute, table: &str, base: &Limits) -> Result<Limits, ConfigError> {
+        let key = |name: &str| format!("{table}.{name}");
+        Ok(Limits {
+            timeout: self.duration(&raw.timeout, key("timeout"), base.timeout)?,
+            instances: raw.instances.unwrap_or(base.instances),
+            max_concurrency: self.count(
+                &raw.max_concurrency,
+                key("max-concurrency"),
+                base.max_concurrency as u64,
+                MAX_CONCURRENCY,
+            )? as usize,
+            max_requests: self.count(
+                &raw.max_requests,
+                key("max-requests"),
+                base.max_requests,
+                u64::MAX >> 1,
+            )?,
+            idle_timeout: self.duration(
+                &raw.idle_timeout,
+                key("idle-timeout"),
+                base.idle_timeout,
+            )?,
+            queue_timeout: self.duration(
+                &raw.queue_timeout,
+                key("queue-timeout"),
+                base.queue_timeout,
+            )?,
+            max_request_body: self
+                .size(&raw.max_request_body, key("max-request-body"), 0..=u64::MAX)?
+                .or(base.max_request_body),
+            memory: self
+                .size(&raw.memory, key("memory"), 1 << 16..=MAX_MEMORY)?
+                .unwrap_or(base.memory),
+        })
+    }
+
+    /// `[defaults]` holds limits only: what a route is (path, component, ...) is its own.
+    fn defaults(&self, raw: Option<RawRoute>) -> Result<Limits, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Limits::default());
+        };
+        let per_route = [
+            ("host", raw.host.as_ref().map(Spanned::span)),
+            ("path", raw.path.as_ref().map(Spanned::span)),
+            ("component", raw.component.as_ref().map(Spanned::span)),
+            ("env", raw.env.as_ref().map(Spanned::span)),
+            ("dirs", raw.dirs.as_ref().map(Spanned::span)),
+            ("build", raw.build.as_ref().map(Spanned::span)),
+        ];
+        if let Some((name, Some(span))) = per_route.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(invalid(
+                self.at(span),
+                format!("defaults.{name}"),
+                "[defaults] holds limits only (timeout, memory, max-concurrency, ...); set this in each [[route]]",
+            ));
+        }
+        self.limits(&raw, "defaults", &Limits::default())
+    }
+
+    /// A `(name, value)` table of strings, each pair checked by `check`.
+    fn pairs(
+        &self,
+        table: Option<Spanned<BTreeMap<String, String>>>,
+        key: &str,
+        check: impl Fn(&str, &str) -> Result<(), String>,
+    ) -> Result<Vec<(String, String)>, ConfigError> {
+        let Some(table) = table else {
+            return Ok(Vec::new());
+        };
+        let at = self.at(table.span());
+        let mut pairs = Vec::new();
+        for (k, v) in table.into_inner() {
+            check(&k, &v).map_err(|message| invalid(at.clone(), key.to_string(), message))?;
+            pairs.push((k, v));
+        }
+        Ok(pairs)
+    }
+}
+
+impl Config {
+    /// Reads and checks `file`. Component files are not required to exist yet (see
+    /// [`Config::check_components`]), since `serve --build` may create them.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Parses routes.toml text; `file` names it in errors and anchors relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let checker = Checker { file, text };
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            at: checker.at(e.span().unwrap_or(0..0)),
+            message: e.message().trim_end().to_string(),
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+
+        let server = checker.server(raw.server.unwrap_or_default(), base)?;
+        let defaults = checker.defaults(raw.defaults)?;
+
+        if raw.route.is_empty() {
+            return Err(invalid(
+                checker.at(0..0),
+                "route".into(),
+                "no routes: add at least one [[route]] with `path` and `component`",
+            ));
+        }
+
+        let mut routes: Vec<Route> = Vec::with_capacity(raw.route.len());
+        let mut seen: BTreeMap<(Option<HostPattern>, String), Location> = BTreeMap::new();
+        for spanned in raw.route {
+            let route_at = checker.at(spanned.span());
+            let route = spanned.into_inner();
+            let required = |value: &Option<Spanned<String>>, name: &str| {
+                value.clone().ok_or_else(|| {
+                    invalid(
+                        route_at.clone(),
+                        format!("route.{name}"),
+                        "missing: every [[route]] needs a `path` and a `component`",
+                    )
+                })
+            };
+            let path = required(&route.path, "path")?;
+            let component = required(&route.component, "component")?;
+
+            let host = match &route.host {
+                None => None,
+                Some(host) => Some(HostPattern::parse(host.get_ref()).map_err(|message| {
+                    invalid(checker.at(host.span()), "route.host".into(), message)
+                })?),
+            };
+            let path_at = checker.at(path.span());
+            let prefix = normalise_prefix(path.get_ref())
+                .map_err(|message| invalid(path_at.clone(), "route.path".into(), message))?;
+            let key = (host.clone(), prefix.clone());
+            if let Some(first) = seen.get(&key) {
+                let on = host
+                    .as_ref()
+                    .map_or(String::new(), |h| format!(" on host {h}"));
+                return Err(invalid(
+                    path_at,
+                    "route.path".into(),
+                    format!(
+                        "duplicate path {:?}{on}: line {} already mounts a route there",
+                        path.get_ref(),
+                        first.line
+                    ),
+                ));
+            }
+            seen.insert(key, path_at);
+
+            let component_at = checker.at(component.span());
+            if component.get_ref().trim().is_empty() {
+                return Err(invalid(
+                    component_at,
+                    "route.component".into(),
+                    "must name a .wasm component file",
+                ));
+            }
+
+            let limits = checker.limits(&route, "route", &defaults)?;
+            let env = checker.pairs(route.env, "route.env", |k, v| {
+                if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                    Err(format!(
+                        "{k:?}: names must be non-empty without `=` or NUL, values without NUL"
+                    ))
+                } else {
+                    Ok(())
+                }
+            })?;
+            let dirs_at = route.dirs.as_ref().map(|d| checker.at(d.span()));
+            let dirs = checker
+                .pairs(route.dirs, "route.dirs", |guest, host| {
+                    if !guest.starts_with('/') || guest.contains('\0') {
+                        Err(format!(
+                            "{guest:?}: the guest path must be absolute, e.g. \"/static\""
+                        ))
+                    } else if host.is_empty() || host.contains('\0') {
+                        Err(format!("{guest:?}: the host directory must be named"))
+                    } else {
+                        Ok(())
+                    }
+                })?
+                .into_iter()
+                .map(|(guest, host)| (guest, base.join(host)))
+                .collect();
+
+            routes.push(Route {
+                host,
+                prefix,
+                component: base.join(component.get_ref()),
+                env,
+                dirs,
+                dirs_at,
+                build: route.build.map(Spanned::into_inner),
+                limits,
+                component_at,
+            });
+        }
+        Ok(Config {
+            file: file.to_path_buf(),
+            server,
+            routes,
+        })
+    }
+
+    /// Fails, naming the route's `component` key, if a component file or a `dirs` directory
+    /// does not exist.
+    pub fn check_components(&self) -> Result<(), ConfigError> {
+        for route in &self.routes {
+            if !route.component.is_file() {
+                return Err(invalid(
+                    route.component_at.clone(),
+                    "route.component".into(),
+                    format!(
+                        "{} does not exist or is not a file (paths are relative to the routes file; build it first, or run `serve --build`)",
+                        route.component.display()
+                    ),
+                ));
+            }
+            if let Some((guest, host)) = route.dirs.iter().find(|(_, host)| !host.is_dir()) {
+                return Err(invalid(
+                    route.dirs_at.clone().unwrap_or(route.component_at.clone()),
+                    "route.dirs".into(),
+                    format!(
+                        "{guest:?}: {} is not a directory (paths are relative to the routes file)",
+                        host.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory of routes.toml: where `build` commands run.
+    pub fn dir(&self) -> &Path {
+        match self.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+}
+
+fn invalid(at: Location, key: String, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        at,
+        key,
+        message: message.into(),
+    }
+}
+
+fn location(file: &Path, text: &str, offset: usize) -> Location {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location {
+        file: file.to_path_buf(),
+        line,
+        column,
+    }
+}
+
+/// `/blog/` → `/blog`, `/` → `` (PathInfoDispatcher strips trailing slashes the same way).
+fn normalise_prefix(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "{path:?} must start with `/`, e.g. \"/{}\"",
+            path.trim_start_matches('/')
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '%'))
+    {
+        return Err(format!(
+            "{path:?} contains {c:?}; a prefix is a decoded path: no query, fragment, percent-escapes or whitespace"
+        ));
+    }
+    Ok(path.trim_end_matches('/').to_string())
+}
+
+/// `"10MiB"`, `"512KiB"`, `"2GiB"`, `"1000"` (bytes; `kB`/`MB`/`GB` are powers of 1000) → bytes.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// `"30s"`, `"500ms"`, `"2m"`, `"1h"` → a duration.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit.trim() {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("dir/routes.toml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse(
+            "[server]\nbind = \"127.0.0.1:0\"\n\n[[route]]\npath = \"/blog/\"\ncomponent = \"b.wasm\"\nenv = { A = \"1\" }\nbuild = \"make\"\ntimeout = \"500ms\"\n\n[[route]]\npath = \"/\"\ncomponent = \"/abs/r.wasm\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.bind, vec![BindAddr::Tcp("127.0.0.1:0".into())]);
+        assert_eq!(c.routes[0].prefix, "/blog");
+        assert_eq!(c.routes[0].component, Path::new("dir/b.wasm"));
+        assert_eq!(c.routes[0].env, vec![("A".to_string(), "1".to_string())]);
+        assert_eq!(c.routes[0].build.as_deref(), Some("make"));
+        assert_eq!(c.routes[0].limits.timeout, Duration::from_millis(500));
+        assert_eq!(c.routes[0].component_at.line, 6);
+        assert_eq!(c.routes[1].prefix, "");
+        assert_eq!(c.routes[1].display_prefix(), "/");
+        assert_eq!(c.routes[1].component, Path::new("/abs/r.wasm"));
+        assert_eq!(c.routes[1].limits.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(c.routes[1].limits.instances, InstanceModel::Warm);
+        assert_eq!(c.routes[1].limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a.wasm\"\nport = 1\n",
+                "dir/routes.toml:4:1: unknown field `port`",
+            ),
+            (
+                "[[route]]\npath = \"/\"\n",
+                "dir/routes.toml:1:1: `route.component`: missing: every [[route]] needs",
+            ),
+            (
+                "[defaults]\npath = \"/\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:2:8: `defaults.path`: [defaults] holds limits only",
+            ),
+            (
+                "[defaults]\nmemory = \"1GB\"\ntimeout = \"never\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:3:11: `defaults.timeout`: \"never\" is not a duration",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\nmemory = \"5GiB\"\n",
+                "dir/routes.toml:4:10: `route.memory`: \"5GiB\" is not a size from 64KiB to 4GiB",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\ndirs = { \"static\" = \"public\" }\n",
+                "dir/routes.toml:4:8: `route.dirs`: \"static\": the guest path must be absolute",
+            ),
+            ("", "dir/routes.toml:1:1: `route`: no routes"),
+            (
+                "[[route]]\npath = \"blog\"\ncomponent = \"a.wasm\"\n",
+                "dir/routes.toml:2:8: `route.path`: \"blog\" must start with `/`",
+            ),
+            (
+                "[[route]]\npath = \"/a?b\"\ncomponent = \"a.wasm\"\n",
+                "dir/routes.toml:2:8: `route.path`: \"/a?b\" contains '?'",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ncomponent = \"a.wasm\"\n[[route]]\npath = \"/a/\"\ncomponent = \"b.wasm\"\n",
+                "dir/routes.toml:5:8: `route.path`: duplicate path \"/a/\": line 2 already mounts",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"\"\n",
+                "dir/routes.toml:3:13: `route.component`: must name",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\ntimeout = \"5 parsecs\"\n",
+                "dir/routes.toml:4:11: `route.timeout`: \"5 parsecs\" is not a duration",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\ntimeout = \"0s\"\n",
+                "`route.timeout`: \"0s\" is not a duration",
+            ),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\nenv = { \"A=B\" = \"x\" }\n",
+                "dir/routes.toml:4:7: `route.env`: \"A=B\"",
+            ),
+            (
+                "[[route]]\npath = 3\ncomponent = \"a\"\n",
+                "dir/routes.toml:2:8: invalid type: integer `3`, expected a string",
+            ),
+            (
+                "[server]\nbind = \"\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:2:8: `server.bind`: must not be empty",
+            ),
+            ("[[route]\n", "dir/routes.toml:1:"),
+        ];
+        for (text, want) in cases {
+            let got = parse(text).expect_err(text);
+            assert!(
+                got.starts_with(want) || got.contains(want),
+                "for {text:?}\n got: {got}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn hosts_are_part_of_a_routes_identity() {
+        let c = parse(
+            "[[route]]\nhost = \"Shop.Example.com\"\npath = \"/\"\ncomponent = \"a\"\n[[route]]\nhost = \"*.example.com\"\npath = \"/\"\ncomponent = \"b\"\n[[route]]\npath = \"/\"\ncomponent = \"c\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].display_name(), "shop.example.com");
+        assert_eq!(c.routes[1].display_name(), "*.example.com");
+        assert_eq!(c.routes[2].display_name(), "/");
+        let e = parse("[[route]]\nhost = \"a.test\"\npath = \"/x\"\ncomponent = \"a\"\n[[route]]\nhost = \"A.test\"\npath = \"/x/\"\ncomponent = \"b\"\n").unwrap_err();
+        assert!(
+            e.starts_with(
+                "dir/routes.toml:7:8: `route.path`: duplicate path \"/x/\" on host a.test: line 3"
+            ),
+            "{e}"
+        );
+        let e = parse("[[route]]\nhost = \"a.test:80\"\npath = \"/\"\ncomponent = \"a\"\n")
+            .unwrap_err();
+        assert!(
+            e.starts_with("dir/routes.toml:2:8: `route.host`: \"a.test:80\" is not a host name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn defaults_fill_in_what_a_route_leaves_out() {
+        let c = parse(
+            "[defaults]\ntimeout = \"5s\"\nmemory = \"64MiB\"\ninstances = \"fresh\"\n\n[[route]]\npath = \"/a\"\ncomponent = \"a\"\ntimeout = \"1s\"\ndirs = { \"/static\" = \"public\" }\n\n[[route]]\npath = \"/b\"\ncomponent = \"b\"\n",
+        )
+        .unwrap();
+        let (a, b) = (&c.routes[0].limits, &c.routes[1].limits);
+        assert_eq!(a.timeout, Duration::from_secs(1), "a route's own key wins");
+        assert_eq!(b.timeout, Duration::from_secs(5));
+        assert_eq!((a.memory, b.memory), (64 << 20, 64 << 20));
+        assert_eq!(b.instances, InstanceModel::Fresh);
+        assert_eq!(
+            b.max_concurrency, DEFAULT_MAX_CONCURRENCY,
+            "built-in default"
+        );
+        assert_eq!(
+            c.routes[0].dirs,
+            vec![("/static".to_string(), PathBuf::from("dir/public"))]
+        );
+        assert_eq!(
+            b.to_string(),
+            "instances=fresh max-concurrency=64 queue-timeout=5s timeout=5s max-requests=10000 idle-timeout=60s memory=64MiB max-request-body=unlimited"
+        );
+    }
+
+    #[test]
+    fn missing_component_names_its_line() {
+        let c = parse("[[route]]\npath = \"/\"\ncomponent = \"nope.wasm\"\n").unwrap();
+        let e = c.check_components().unwrap_err().to_string();
+        assert!(
+            e.starts_with("dir/routes.toml:3:13: `route.component`: dir/nope.wasm does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        for bad in [
+            "",
+            "MiB",
+            "1.5MiB",
+            "-1",
+            "10 parsecs",
+            "99999999999999999999GiB",
+        ] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "s", "10", "1.5s", "-1s", "10x"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}

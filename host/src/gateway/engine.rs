@@ -1,0 +1,309 @@
+//! The wasmtime side of start-up: one [`Engine`] for the process, each component compiled
+//! once (through an on-disk cache), linked, and turned into an [`AppPre`] before the server
+//! listens.
+//!
+//! Owns the engine configuration (async, epoch interruption), the compile cache, the
+//! [`Linker`] with exactly the imports a guest may have (WASI p2 and `cheroot:wsgi/types`;
+//! no wasi:http, no network), and the epoch ticker thread that drives every deadline.
+//! It does not create instances ([`super::pool`]).
+//!
+//! The cache holds native code: anyone who can write to it can run code in this process, so
+//! it lives in the user's cache directory (or `--cache-dir`), never in a tenant's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::{App, AppPre};
+use super::state::HostState;
+
+/// How often the epoch advances: the granularity of guest yields and deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Core instances and tables the pool keeps per component instance: a Rust component has a
+/// handful of core instances, a componentize-py one a few dozen. Both are cheap slots.
+const CORE_SLOTS_PER_COMPONENT: u32 = 32;
+/// Linear memories per component instance: components share one memory between their core
+/// modules (a Rust guest has exactly one); two leaves room. Each memory slot reserves
+/// address space (not RAM) for a whole 4 GiB wasm32 memory plus guards, so this is the
+/// number that decides the reservation: about 8 GiB per possible instance.
+const MEMORIES_PER_COMPONENT: u32 = 2;
+/// How much of a freed pooled slot's linear memory, table and async stack is reset by hand
+/// (`memset`, or a copy of the memory image) and kept resident, rather than given back with
+/// `madvise`. Giving pages back is what makes a fresh instance slow: each `madvise` and each
+/// copy-on-write fault of the next instance flushes the TLB of every core running this
+/// process (an inter-processor interrupt, dear in a VM), which was half the CPU of a fresh
+/// request on a 2-core VM. With Linux's `PAGEMAP_SCAN` (6.7+) the budget goes to the pages
+/// the instance actually dirtied, wherever they are.
+const KEEP_RESIDENT_DIRTY: usize = 1 << 20;
+/// Without `PAGEMAP_SCAN` the budget covers the lowest addresses only, dirty or not; a Rust
+/// guest's stack, at the bottom, is mostly untouched, so keep it small.
+const KEEP_RESIDENT_LOW: usize = 64 << 10;
+
+/// Builds the process's engine for `routes` and starts its epoch ticker.
+///
+/// Instances come from wasmtime's pooling allocator, sized from the routes: one slot per
+/// instance that may exist at once (the sum of every route's `max-concurrency`), each
+/// memory slot as large as the largest `memory` limit. Reusing slots, with copy-on-write
+/// images and dirty pages reset in place, is what makes a fresh instance cheap (no mmap,
+/// munmap or fiber-stack allocation per request). Should the machine refuse the reservation
+/// (a `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
+pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
+    let instances: u64 = routes
+        .routes
+        .iter()
+        .map(|r| r.limits.max_concurrency as u64)
+        .sum();
+    let instances = u32::try_from(instances.max(1)).unwrap_or(u32::MAX);
+    let memory = routes
+        .routes
+        .iter()
+        .map(|r| r.limits.memory)
+        .max()
+        .unwrap_or(crate::config::DEFAULT_MEMORY);
+    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+        KEEP_RESIDENT_DIRTY
+    } else {
+        KEEP_RESIDENT_LOW
+    };
+    let mut pooling = PoolingAllocationConfig::new();
+    let core = instances.saturating_mul(CORE_SLOTS_PER_COMPONENT);
+    pooling
+        .total_component_instances(instances)
+        .total_core_instances(core)
+        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
+        .total_tables(core)
+        .total_stacks(instances)
+        .max_memories_per_module(1)
+        .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
+        .max_component_instance_size(4 << 20)
+        .max_core_instance_size(4 << 20)
+        .linear_memory_keep_resident(keep_resident)
+        .async_stack_keep_resident(keep_resident)
+        .table_keep_resident(keep_resident)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = match Engine::new(&config) {
+        Ok(engine) => engine,
+        Err(e) => {
+            tracing::warn!(error = %e, instances, "cannot reserve the instance pool; allocating instances on demand (slower fresh instances)");
+            Engine::new(&base_config())
+                .map_err(|e| anyhow!(e))
+                .context("configuring wasmtime")?
+        }
+    };
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// The settings that decide compiled code (and so the compile cache key).
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
+}
+
+/// One thread for every deadline of every store: it advances the engine's epoch each
+/// [`EPOCH_TICK`] and ends when the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}
+
+/// The linker every route shares: WASI p2 (filesystem, clocks, random, cli, and sockets
+/// whose every use the WASI context denies) plus the WSGI host interface.
+pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
+    App::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|e| anyhow!(e))?;
+    Ok(linker)
+}
+
+/// The default compile cache: `$XDG_CACHE_HOME/cheroot-wasm` or `~/.cache/cheroot-wasm`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("cheroot-wasm"))
+}
+
+/// Where a component's native code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiled {
+    /// The compile cache had it.
+    FromCache,
+    /// Compiled now (and stored in the cache, if there is one).
+    Now,
+}
+
+/// Components larger than this get a log line before they compile (which can take seconds).
+const ANNOUNCE_COMPILE_BYTES: usize = 4 << 20;
+
+/// Compiles a component, or loads its native code from `cache` when this exact file was
+/// compiled before by an engine with the same settings.
+pub fn compile(
+    engine: &Engine,
+    file: &Path,
+    cache: Option<&Path>,
+) -> anyhow::Result<(Component, Compiled)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    check_is_component(&bytes)?;
+    let cached = cache.map(|dir| {
+        (
+            dir,
+            dir.join(format!("{}.cwasm", cache_key(engine, &bytes))),
+        )
+    });
+    if let Some((_, path)) = &cached
+        && path.is_file()
+    {
+        // SAFETY: the file was written by `Component::serialize` of an engine with the same
+        // compatibility hash (it is part of the key), into a directory only the operator
+        // controls (see the module docs).
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Ok((component, Compiled::FromCache)),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "ignoring unusable cache entry")
+            }
+        }
+    }
+    if bytes.len() >= ANNOUNCE_COMPILE_BYTES {
+        tracing::info!(
+            "compiling {} ({} MiB); {}",
+            file.display(),
+            bytes.len() >> 20,
+            if cached.is_some() {
+                "cached for the next start"
+            } else {
+                "no cache: every start compiles again"
+            }
+        );
+    }
+    let component = Component::new(engine, &bytes).map_err(|e| anyhow!(e))?;
+    if let Some((dir, path)) = &cached
+        && let Err(e) = store_in_cache(&component, dir, path)
+    {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compile cache; continuing without it");
+    }
+    Ok((component, Compiled::Now))
+}
+
+/// A clear word for the two common mistakes, before wasmtime's parser gets to them.
+fn check_is_component(bytes: &[u8]) -> anyhow::Result<()> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Err(anyhow!(
+            "this is a core WebAssembly module, not a component: build it with `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+        )),
+        _ => Err(anyhow!(
+            "this is not a WebAssembly component (no `\\0asm` header)"
+        )),
+    }
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    struct ShaHasher(Sha256);
+    impl Hasher for ShaHasher {
+        fn finish(&self) -> u64 {
+            unreachable!("only write() is used")
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut hasher = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.0.update(bytes);
+    hasher
+        .0
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn store_in_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let code = component.serialize().map_err(|e| anyhow!(e))?;
+    // Write then rename, so a concurrent reader never sees half a file.
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry")
+    ));
+    std::fs::write(&tmp, code)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Pre-instantiates a component: resolves every import now, so a guest that imports what
+/// the host does not provide fails at start-up, naming the import.
+pub fn prepare(
+    linker: &Linker<HostState>,
+    component: &Component,
+) -> anyhow::Result<AppPre<HostState>> {
+    let exports_wasi_http = component
+        .component_type()
+        .exports(component.engine())
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler"));
+    if exports_wasi_http {
+        return Err(anyhow!(
+            "this is a wasi:http proxy component (it exports wasi:http/incoming-handler, for `wasmtime serve`), not a WSGI application: build it for world `app` of wit/wsgi.wit (sdk/rust, or `cheroot-wasm build-python` for a Python WSGI app)"
+        ));
+    }
+    let pre = linker.instantiate_pre(component).map_err(|e| anyhow!(e))?;
+    AppPre::new(pre).map_err(|e| anyhow!(e)).context(
+        "the component does not export cheroot:wsgi/application (world `app` of wit/wsgi.wit)",
+    )
+}
+
+/// What a failure to load `route`'s component is prefixed with: routes.toml's line, the
+/// route, the file.
+pub fn load_context(route: &crate::config::Route) -> String {
+    format!(
+        "{}: route {:?}: cannot load {}",
+        route.component_at,
+        route.display_name(),
+        route.component.display()
+    )
+}
+
+/// Compiles and prepares one component on a blocking thread (compilation is CPU-bound).
+pub async fn load(
+    engine: &Engine,
+    linker: &Arc<Linker<HostState>>,
+    file: &Path,
+    cache: Option<&Path>,
+) -> anyhow::Result<AppPre<HostState>> {
+    let (engine, linker, file, cache) = (
+        engine.clone(),
+        linker.clone(),
+        file.to_path_buf(),
+        cache.map(Path::to_path_buf),
+    );
+    tokio::task::spawn_blocking(move || {
+        let (component, _) = compile(&engine, &file, cache.as_deref())?;
+        prepare(&linker, &component)
+    })
+    .await
+    .context("compile task panicked")?
+}

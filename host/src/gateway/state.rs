@@ -1,0 +1,127 @@
+//! The data of every `Store<T>`: [`HostState`] (resource table, WASI context, limits, and
+//! the current [`Exchange`]), and [`new_store`], which gives an instance its route's sandbox.
+//!
+//! Each exchange has a number, and the `input` and `start-response` handles carry it, so a
+//! handle that a guest keeps past its request can never touch another request's data.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::WsgiError;
+use super::input::RequestBody;
+use super::limits::CountingLimiter;
+use super::output::{GuestOutput, OutputBudget};
+use super::start_response::ResponseWriter;
+use crate::config::Route;
+use crate::http::stats::RouteStats;
+
+/// One request in flight in a store.
+pub struct Exchange {
+    /// Its number; handles carry it.
+    pub id: u64,
+    /// `wsgi.input`.
+    pub input: RequestBody,
+    /// `start_response` and the response it builds.
+    pub response: ResponseWriter,
+}
+
+/// The data of every store.
+pub struct HostState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    limits: CountingLimiter,
+    exchange: Option<Exchange>,
+    exchanges: u64,
+    output: OutputBudget,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// The resource table (for the host imports).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Starts an exchange; returns its number.
+    pub fn begin(&mut self, input: RequestBody, response: ResponseWriter) -> u64 {
+        self.exchanges += 1;
+        self.output.renew();
+        self.exchange = Some(Exchange {
+            id: self.exchanges,
+            input,
+            response,
+        });
+        self.exchanges
+    }
+
+    /// Ends the current exchange, returning it.
+    pub fn end(&mut self) -> Option<Exchange> {
+        self.exchange.take()
+    }
+
+    /// The current exchange. Only called by the gateway between `begin` and `end`.
+    pub fn exchange_mut(&mut self) -> &mut Exchange {
+        self.exchange
+            .as_mut()
+            .expect("the gateway always begins an exchange before calling the guest")
+    }
+
+    /// The exchange a handle belongs to, if it is still the current one; a stale handle
+    /// behaves as if its client went away.
+    pub fn exchange_for(&mut self, id: u64) -> Result<&mut Exchange, WsgiError> {
+        self.exchange
+            .as_mut()
+            .filter(|e| e.id == id)
+            .ok_or(WsgiError::Disconnected)
+    }
+}
+
+/// A store with the route's sandbox: its env and read-only dirs and nothing else of the host
+/// (no inherited environment, no network: every socket call and name lookup is refused),
+/// guest output to the log, and the route's memory limit.
+pub(super) fn new_store(
+    engine: &Engine,
+    route: &Route,
+    stats: &Arc<RouteStats>,
+) -> wasmtime::Result<Store<HostState>> {
+    let output = OutputBudget::default();
+    let (stdout, stderr) = GuestOutput::pair(&route.display_name(), &output);
+    let mut wasi = WasiCtx::builder();
+    wasi.envs(&route.env)
+        .stdout(stdout)
+        .stderr(stderr)
+        .allow_tcp(false)
+        .allow_udp(false)
+        // wasmtime-wasi's default address check refuses every bind and connect too.
+        .allow_ip_name_lookup(false);
+    for (guest, host) in &route.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+    }
+    let limits = CountingLimiter::new(route, stats);
+    let state = HostState {
+        table: ResourceTable::new(),
+        wasi: wasi.build(),
+        limits,
+        exchange: None,
+        exchanges: 0,
+        output,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    // Guests yield to tokio at every epoch tick, so a busy guest never holds a worker
+    // thread; the wall-clock timeout around the call is what stops it.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    Ok(store)
+}

@@ -1,0 +1,491 @@
+//! Request parts → the PEP 3333 environ, as (key, value) pairs of native strings.
+//!
+//! Owns the mapping and its corner cases: PATH_INFO is percent-decoded except `%2F`, which
+//! stays encoded (as cheroot does, so an encoded slash cannot forge a path segment); every
+//! byte becomes one Latin-1 character (PEP 3333 "bytes as latin-1"); headers become
+//! `HTTP_*` keys, repeats joined with ", " (cookies with "; "), and a header whose *name*
+//! contains `_` is dropped so that `X_Forwarded_For` cannot spoof `X-Forwarded-For` (both map
+//! to `HTTP_X_FORWARDED_FOR`). It does not route ([`super::router`]) or read the body
+//! (`gateway::input`). Pure: no I/O, table-tested below.
+//!
+//! Differences from cheroot, on purpose: SERVER_NAME is the host the client asked for
+//! (Host header or HTTP/2 `:authority`, without the port; the local address when there is
+//! none) rather than a fixed server name, as PEP 3333's URL reconstruction expects; and
+//! `wsgi.input_terminated` is always "true", because `wsgi.input` always ends at the end
+//! of the body, whatever its framing.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{HeaderMap, Version};
+
+/// How the server reached this request, for REMOTE_*, SERVER_PORT, wsgi.url_scheme and the
+/// TLS keys.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    /// The client's address (`None` over a UNIX socket: REMOTE_ADDR is empty, as in cheroot).
+    pub remote: Option<SocketAddr>,
+    /// The address the connection arrived on (`None` over a UNIX socket).
+    pub local: Option<SocketAddr>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// What the TLS handshake settled, on a TLS connection.
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What the handshake settled, for the environ and the logs.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// `"TLSv1.3"` or `"TLSv1.2"` (mod_ssl's spelling).
+    pub protocol: String,
+    /// The cipher suite as rustls names it, e.g. `"TLS_AES_256_GCM_SHA384"`.
+    pub cipher: String,
+    /// The server name the client sent (SNI), lower-case.
+    pub sni: Option<String>,
+    /// Whether ALPN settled on `"h2"`.
+    pub h2: bool,
+    /// The client's certificate, present only when it was required and verified.
+    pub client: Option<ClientCert>,
+}
+
+/// A client certificate that passed verification against `client_ca`.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// The subject as cheroot's builtin adapter spells it: the attributes in certificate
+    /// order (most general first), `NAME=value` joined by commas, e.g.
+    /// `"C=US,O=Example,CN=alice"`.
+    pub subject_dn: String,
+    /// The leaf certificate as PEM, 64-column lines, no trailing newline (as cheroot).
+    pub pem: String,
+}
+
+impl TlsInfo {
+    /// The environ keys TLS adds, with mod_ssl's names: `HTTPS=on`, `SSL_PROTOCOL`,
+    /// `SSL_CIPHER`, `SSL_TLS_SNI` (only when the client sent SNI), `SSL_CLIENT_VERIFY`
+    /// (`"SUCCESS"` with a verified client certificate, else `"NONE"`), and with a client
+    /// certificate `SSL_CLIENT_S_DN` and `SSL_CLIENT_CERT`.
+    pub fn environ(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("HTTPS", "on".to_owned()),
+            ("SSL_PROTOCOL", self.protocol.clone()),
+            ("SSL_CIPHER", self.cipher.clone()),
+        ];
+        if let Some(sni) = &self.sni {
+            env.push(("SSL_TLS_SNI", sni.clone()));
+        }
+        match &self.client {
+            None => env.push(("SSL_CLIENT_VERIFY", "NONE".to_owned())),
+            Some(client) => {
+                env.push(("SSL_CLIENT_VERIFY", "SUCCESS".to_owned()));
+                env.push(("SSL_CLIENT_S_DN", client.subject_dn.clone()));
+                env.push(("SSL_CLIENT_CERT", client.pem.clone()));
+            }
+        }
+        env
+    }
+}
+
+/// The `wsgi.multithread`, `wsgi.multiprocess` and `wsgi.run_once` flags of an instance model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Several requests may run in one instance at once (never, today).
+    pub multithread: bool,
+    /// Several instances of the app run at once.
+    pub multiprocess: bool,
+    /// Each instance serves one request only.
+    pub run_once: bool,
+}
+
+/// The routed path, split by [`super::router`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mount<'a> {
+    /// SCRIPT_NAME bytes.
+    pub script_name: &'a [u8],
+    /// PATH_INFO bytes.
+    pub path_info: &'a [u8],
+}
+
+/// The environ's `vars`.
+///
+/// `host` is the host the request is for, as sent (see [`requested_host`]) or as a trusted
+/// proxy forwarded it, and `server_name` its name as routing matched it
+/// ([`super::router::host_key`]): HTTP_HOST and SERVER_NAME. Written over the vectors and
+/// strings of an earlier request on this thread (see [`recycle`]).
+pub fn build(
+    parts: &Parts,
+    conn: &Connection,
+    host: Option<&str>,
+    server_name: Option<&str>,
+    mount: Mount<'_>,
+    concurrency: Concurrency,
+) -> Vec<(String, String)> {
+    let uri = &parts.uri;
+    let mut vars = Vars::recycled();
+    vars.put("REQUEST_METHOD", parts.method.as_str());
+    latin1_into(vars.value("SCRIPT_NAME"), mount.script_name);
+    latin1_into(vars.value("PATH_INFO"), mount.path_info);
+    vars.put("QUERY_STRING", uri.query().unwrap_or(""));
+    vars.put("REQUEST_URI", &request_uri(parts));
+    let name = vars.value("SERVER_NAME");
+    match (server_name.filter(|name| !name.is_empty()), conn.local) {
+        (Some(server_name), _) => name.push_str(server_name),
+        (None, Some(local)) => {
+            let _ = write!(name, "{}", local.ip());
+        }
+        (None, None) => name.push_str("localhost"),
+    }
+    let port = vars.value("SERVER_PORT");
+    if let Some(local) = conn.local {
+        let _ = write!(port, "{}", local.port());
+    }
+    vars.put("SERVER_PROTOCOL", protocol(parts.version));
+    vars.put("SERVER_SOFTWARE", super::SERVER_SOFTWARE);
+    let addr = vars.value("REMOTE_ADDR");
+    if let Some(remote) = conn.remote {
+        let _ = write!(addr, "{}", remote.ip().to_canonical());
+    }
+    let port = vars.value("REMOTE_PORT");
+    if let Some(remote) = conn.remote {
+        let _ = write!(port, "{}", remote.port());
+    }
+    let flag = |b: bool| if b { "true" } else { "false" };
+    vars.put("wsgi.version", "1.0");
+    vars.put("wsgi.url_scheme", conn.scheme);
+    vars.put("wsgi.multithread", flag(concurrency.multithread));
+    vars.put("wsgi.multiprocess", flag(concurrency.multiprocess));
+    vars.put("wsgi.run_once", flag(concurrency.run_once));
+    vars.put("wsgi.input_terminated", "true");
+    if let Some(tls) = &conn.tls {
+        for (key, value) in tls.environ() {
+            vars.put(key, &value);
+        }
+    }
+    headers(&parts.headers, &mut vars);
+    if let Some(host) = host {
+        vars.put("HTTP_HOST", host);
+    }
+    vars.finish()
+}
+
+thread_local! {
+    /// The `vars` of the last request this thread built an environ for, once the guest has
+    /// read them: reused, so that a request does not allocate forty strings and a vector
+    /// (whose size makes glibc consolidate its free lists every time).
+    static SPARE: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Gives `vars` back once the guest has them, for the next [`build`] on this thread. What
+/// a large request made large is let go, so a thread keeps a few KiB, not the biggest
+/// request it ever saw.
+pub fn recycle(mut vars: Vec<(String, String)>) {
+    const KEEP_ENTRIES: usize = 64;
+    const KEEP_STRING: usize = 1024;
+    vars.truncate(KEEP_ENTRIES);
+    vars.shrink_to(KEEP_ENTRIES);
+    for (key, value) in &mut vars {
+        for s in [key, value] {
+            if s.capacity() > KEEP_STRING {
+                *s = String::new();
+            }
+        }
+    }
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if vars.capacity() > spare.capacity() {
+            *spare = vars;
+        }
+    });
+}
+
+/// `vars` being written over a recycled vector: entry `n` is the next to (re)use.
+struct Vars {
+    vars: Vec<(String, String)>,
+    n: usize,
+}
+
+impl Vars {
+    fn recycled() -> Vars {
+        Vars {
+            vars: SPARE.with(|spare| std::mem::take(&mut *spare.borrow_mut())),
+            n: 0,
+        }
+    }
+
+    /// The next entry, both strings emptied.
+    fn entry(&mut self) -> (&mut String, &mut String) {
+        if self.n == self.vars.len() {
+            self.vars.push((String::new(), String::new()));
+        }
+        let (key, value) = &mut self.vars[self.n];
+        self.n += 1;
+        key.clear();
+        value.clear();
+        (key, value)
+    }
+
+    /// The value of a new entry `key`, empty, to write into.
+    fn value(&mut self, key: &str) -> &mut String {
+        let (k, value) = self.entry();
+        k.push_str(key);
+        value
+    }
+
+    fn put(&mut self, key: &str, value: &str) {
+        self.value(key).push_str(value);
+    }
+
+    fn finish(mut self) -> Vec<(String, String)> {
+        self.vars.truncate(self.n);
+        self.vars
+    }
+}
+
+/// `HTTP_*`, CONTENT_TYPE and CONTENT_LENGTH from the request headers.
+fn headers(map: &HeaderMap, vars: &mut Vars) {
+    for name in map.keys() {
+        let name = name.as_str();
+        // Host is HTTP_HOST, from `build`'s `host`.
+        if name.contains('_') || name == "host" {
+            continue;
+        }
+        let (key, value) = vars.entry();
+        match name {
+            "content-type" => key.push_str("CONTENT_TYPE"),
+            "content-length" => key.push_str("CONTENT_LENGTH"),
+            _ => {
+                key.push_str("HTTP_");
+                key.extend(name.chars().map(|c| {
+                    if c == '-' {
+                        '_'
+                    } else {
+                        c.to_ascii_uppercase()
+                    }
+                }));
+            }
+        }
+        let separator = if name == "cookie" { "; " } else { ", " };
+        for (i, v) in map.get_all(name).iter().enumerate() {
+            if i > 0 {
+                value.push_str(separator);
+            }
+            latin1_into(value, v.as_bytes());
+        }
+    }
+}
+
+/// Appends bytes as a native string: one char per byte (PEP 3333).
+fn latin1_into(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if ascii.is_ascii() => out.push_str(ascii),
+        _ => out.extend(bytes.iter().map(|&b| char::from(b))),
+    }
+}
+
+/// Bytes as a native string: one char per byte (PEP 3333).
+pub fn latin1(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    latin1_into(&mut out, bytes);
+    out
+}
+
+/// The request-target as sent: origin-form path and query, `*`, or the absolute URI.
+pub fn request_uri(parts: &Parts) -> String {
+    if parts.version == Version::HTTP_2 || parts.uri.scheme().is_none() {
+        parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        )
+    } else {
+        parts.uri.to_string()
+    }
+}
+
+/// The host the client asked for, as sent (the Host header, or the authority of an
+/// absolute URI or of HTTP/2's `:authority`), port included.
+pub fn requested_host(parts: &Parts) -> Option<String> {
+    match parts.uri.authority() {
+        Some(a) if parts.uri.scheme().is_some() => Some(a.as_str().to_string()),
+        _ => Some(latin1(parts.headers.get(http::header::HOST)?.as_bytes())),
+    }
+}
+
+/// SERVER_PROTOCOL for a request version.
+pub fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Percent-decodes a request path, keeping `%2F`/`%2f` encoded (as upper-case `%2F`) and
+/// invalid escapes as they are. `*` (OPTIONS) becomes `/*`, as in cheroot.
+pub fn decode_path(raw: &str) -> Vec<u8> {
+    if raw == "*" {
+        return b"/*".to_vec();
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let escape = (b == b'%' && i + 2 < bytes.len())
+            .then(|| hex(bytes[i + 1]).zip(hex(bytes[i + 2])))
+            .flatten();
+        if let Some((h, l)) = escape {
+            match h * 16 + l {
+                b'/' => out.extend_from_slice(b"%2F"),
+                decoded => out.push(decoded),
+            }
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONN: Connection = Connection {
+        remote: Some(SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+            50000,
+        )),
+        local: Some(SocketAddr::new(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+            8080,
+        )),
+        scheme: "http",
+        tls: None,
+    };
+    const WARM: Concurrency = Concurrency {
+        multithread: false,
+        multiprocess: true,
+        run_once: false,
+    };
+
+    fn environ(
+        req: http::Request<()>,
+        script: &str,
+        info: &str,
+    ) -> std::collections::BTreeMap<String, String> {
+        let (parts, ()) = req.into_parts();
+        let mount = Mount {
+            script_name: script.as_bytes(),
+            path_info: info.as_bytes(),
+        };
+        let host = requested_host(&parts);
+        let name = host.as_deref().map(crate::http::router::host_key);
+        let vars = build(&parts, &CONN, host.as_deref(), name.as_deref(), mount, WARM);
+        let n = vars.len();
+        let map: std::collections::BTreeMap<_, _> = vars.into_iter().collect();
+        assert_eq!(map.len(), n, "every key appears once");
+        map
+    }
+
+    #[test]
+    fn cgi_and_wsgi_keys() {
+        let req = http::Request::post("/app/x?a=1&b=%20")
+            .header("host", "example.com:8080")
+            .header("content-type", "text/plain")
+            .header("content-length", "3")
+            .header("x-multi", "a")
+            .header("x-multi", "b")
+            .header("cookie", "a=1")
+            .header("cookie", "b=2")
+            .header("x_spoof", "dropped")
+            .header(
+                "x-latin",
+                http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+            )
+            .body(())
+            .unwrap();
+        let env = environ(req, "/app", "/x");
+        let want = [
+            ("REQUEST_METHOD", "POST"),
+            ("SCRIPT_NAME", "/app"),
+            ("PATH_INFO", "/x"),
+            ("QUERY_STRING", "a=1&b=%20"),
+            ("REQUEST_URI", "/app/x?a=1&b=%20"),
+            ("SERVER_NAME", "example.com"),
+            ("SERVER_PORT", "8080"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_SOFTWARE", crate::http::SERVER_SOFTWARE),
+            ("REMOTE_ADDR", "127.0.0.1"),
+            ("REMOTE_PORT", "50000"),
+            ("CONTENT_TYPE", "text/plain"),
+            ("CONTENT_LENGTH", "3"),
+            ("HTTP_HOST", "example.com:8080"),
+            ("HTTP_X_MULTI", "a, b"),
+            ("HTTP_COOKIE", "a=1; b=2"),
+            ("HTTP_X_LATIN", "caf\u{e9}"),
+            ("wsgi.version", "1.0"),
+            ("wsgi.url_scheme", "http"),
+            ("wsgi.multithread", "false"),
+            ("wsgi.multiprocess", "true"),
+            ("wsgi.run_once", "false"),
+            ("wsgi.input_terminated", "true"),
+        ];
+        for (k, v) in want {
+            assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        assert_eq!(env.len(), want.len(), "no other keys: {env:?}");
+        assert!(!env.contains_key("HTTP_CONTENT_TYPE") && !env.contains_key("HTTP_X_SPOOF"));
+    }
+
+    #[test]
+    fn without_host_and_over_h2() {
+        let req = http::Request::get("/")
+            .version(Version::HTTP_10)
+            .body(())
+            .unwrap();
+        let env = environ(req, "", "/");
+        assert_eq!(env["SERVER_NAME"], "127.0.0.1");
+        assert_eq!(env["SERVER_PROTOCOL"], "HTTP/1.0");
+        assert!(!env.contains_key("HTTP_HOST") && !env.contains_key("CONTENT_LENGTH"));
+
+        let req = http::Request::get("http://h2.example:9/p?q")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        let env = environ(req, "", "/p");
+        assert_eq!(env["SERVER_NAME"], "h2.example");
+        assert_eq!(env["HTTP_HOST"], "h2.example:9");
+        assert_eq!(env["REQUEST_URI"], "/p?q");
+        assert_eq!(env["SERVER_PROTOCOL"], "HTTP/2.0");
+
+        let req = http::Request::get("/")
+            .header("host", "[::1]:8080")
+            .body(())
+            .unwrap();
+        assert_eq!(environ(req, "", "/")["SERVER_NAME"], "[::1]");
+    }
+
+    #[test]
+    fn path_decoding_keeps_encoded_slashes() {
+        let cases: &[(&str, &[u8])] = &[
+            ("/a%20b%2Fc%2fd/%E2%98%83", b"/a b%2Fc%2Fd/\xe2\x98\x83"),
+            ("/%zz/%4", b"/%zz/%4"),
+            ("/%", b"/%"),
+            ("/%41%42", b"/AB"),
+            ("/plain", b"/plain"),
+            ("*", b"/*"),
+        ];
+        for &(raw, want) in cases {
+            assert_eq!(decode_path(raw), want, "{raw}");
+        }
+        assert_eq!(latin1(&decode_path("/%E2%98%83")), "/\u{e2}\u{98}\u{83}");
+    }
+}

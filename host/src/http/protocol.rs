@@ -1,0 +1,213 @@
+//! Checks on a request's head that hyper leaves to the server, made before routing.
+//!
+//! hyper parses HTTP/1 strictly but lets through several shapes that RFC 9112 says a server
+//! must refuse: a missing, repeated or malformed
+//! Host; transfer codings other than chunked; CONNECT, which a 2xx would turn into a tunnel.
+//! Each becomes a [`Failure`] here; the status is decided in [`super::error`].
+
+use http::request::Parts;
+use http::{Method, Version, header};
+
+use super::error::Failure;
+use crate::config::HttpLimits;
+
+/// The longest method accepted: hyper takes any token, even 100 KB of one.
+pub const MAX_METHOD_LEN: usize = 32;
+
+/// Refuses what must not reach an application.
+pub fn check(parts: &Parts, limits: &HttpLimits) -> Result<(), Failure> {
+    if parts.method == Method::CONNECT {
+        return Err(Failure::MethodNotAllowed);
+    }
+    if parts.method.as_str().len() > MAX_METHOD_LEN {
+        return Err(Failure::BadRequest("method too long"));
+    }
+    let target = parts.uri.authority().map_or(0, |a| a.as_str().len())
+        + parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > limits.max_uri_length {
+        return Err(Failure::UriTooLong);
+    }
+    check_host(parts)?;
+    check_transfer_encoding(parts)
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request has exactly one valid Host; any request that has one
+/// must have a valid one.
+fn check_host(parts: &Parts) -> Result<(), Failure> {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Failure::BadRequest("more than one Host header"));
+    }
+    match host {
+        None if parts.version == Version::HTTP_11 => {
+            Err(Failure::BadRequest("HTTP/1.1 requires a Host header"))
+        }
+        None => Ok(()),
+        Some(value) if valid_host(value.as_bytes()) => Ok(()),
+        Some(_) => Err(Failure::BadRequest("invalid Host header")),
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 §3.2.2): a reg-name, an IPv4 address or a bracketed
+/// IP literal; no userinfo, path, or whitespace.
+pub fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(end) = value.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &value[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return false;
+        }
+        match &value[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&value[..=end], port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(i) => (&value[..i], &value[i + 1..]),
+            None => (value, &b""[..]),
+        }
+    };
+    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+    !host.is_empty()
+        && (host[0] == b'[' || host.iter().all(reg_name))
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && (value.last() != Some(&b':'))
+}
+
+/// RFC 9112 §6.1: only `chunked` is implemented (501 for anything else); the coding must
+/// be stated once (two Transfer-Encoding lines are ambiguous between intermediaries: 400);
+/// and HTTP/1.0 has no transfer codings at all.
+fn check_transfer_encoding(parts: &Parts) -> Result<(), Failure> {
+    let mut lines = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
+    let Some(te) = lines.next() else {
+        return Ok(());
+    };
+    if lines.next().is_some() {
+        return Err(Failure::BadRequest(
+            "Transfer-Encoding given more than once",
+        ));
+    }
+    if parts.version == Version::HTTP_10 {
+        return Err(Failure::BadRequest(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
+    }
+    let te = te
+        .to_str()
+        .map_err(|_| Failure::BadRequest("invalid Transfer-Encoding"))?;
+    if te
+        .split(',')
+        .map(str::trim)
+        .all(|c| c.eq_ignore_ascii_case("chunked"))
+        && te.split(',').count() == 1
+    {
+        Ok(())
+    } else {
+        Err(Failure::NotImplemented)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_default(parts: &Parts) -> Result<(), Failure> {
+        check(parts, &HttpLimits::default())
+    }
+
+    fn parts(f: impl FnOnce(http::request::Builder) -> http::request::Builder) -> Parts {
+        f(http::Request::builder().uri("/"))
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn host_rules() {
+        let ok = [
+            &b"example.com"[..],
+            b"example.com:8080",
+            b"127.0.0.1:80",
+            b"[::1]",
+            b"[::1]:8080",
+            b"a-b.c_d~",
+        ];
+        for v in ok {
+            assert!(valid_host(v), "{}", String::from_utf8_lossy(v));
+        }
+        let bad = [
+            &b""[..],
+            b"a b",
+            b"user@host",
+            b"host/path",
+            b"host:port",
+            b"host:",
+            b"[::1",
+            b"[::1]x",
+            b"[zz]",
+            b"host:123456",
+            b":80",
+            b"a\tb",
+        ];
+        for v in bad {
+            assert!(!valid_host(v), "{}", String::from_utf8_lossy(v));
+        }
+        assert!(check_default(&parts(|b| b.header("host", "x"))).is_ok());
+        assert!(matches!(
+            check_default(&parts(|b| b)),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(check_default(&parts(|b| b.version(Version::HTTP_10))).is_ok());
+        assert!(matches!(
+            check_default(&parts(|b| b.header("host", "a").header("host", "b"))),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            check_default(&parts(|b| b.header("host", "a b"))),
+            Err(Failure::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn methods_and_codings() {
+        let long = "X".repeat(MAX_METHOD_LEN + 1);
+        assert!(matches!(
+            check_default(&parts(|b| b.method(long.as_str()).header("host", "x"))),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(check_default(&parts(|b| b.method("PROPFIND").header("host", "x"))).is_ok());
+        assert!(matches!(
+            check_default(&parts(|b| b.method("CONNECT").header("host", "x"))),
+            Err(Failure::MethodNotAllowed)
+        ));
+        let te = |v: &'static str| {
+            check_default(&parts(|b| {
+                b.header("host", "x").header("transfer-encoding", v)
+            }))
+        };
+        assert!(te("chunked").is_ok());
+        assert!(te("CHUNKED").is_ok());
+        assert!(matches!(te("gzip, chunked"), Err(Failure::NotImplemented)));
+        assert!(matches!(te("gzip"), Err(Failure::NotImplemented)));
+        assert!(matches!(
+            te("chunked, chunked"),
+            Err(Failure::NotImplemented)
+        ));
+        let two = check_default(&parts(|b| {
+            b.header("host", "x")
+                .header("transfer-encoding", "chunked")
+                .header("transfer-encoding", "chunked")
+        }));
+        assert!(matches!(two, Err(Failure::BadRequest(_))));
+    }
+}

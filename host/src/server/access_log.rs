@@ -1,0 +1,331 @@
+//! The access log: one line per response, in Common or Combined Log Format, to standard
+//! output or a file (`[server] access-log`, `--access-log`).
+//!
+//! A line is written when its response has ended — the body sent, cut off or abandoned —
+//! so the byte count is what really went out. Lines go through a bounded queue to a thread
+//! of their own, which writes them in batches and flushes when the queue runs dry: a slow
+//! disk never stalls a request, and a line is never half-written. If the queue is full the
+//! line is dropped and counted (logged), rather than blocking the server. Request line,
+//! referer and user agent are escaped (`"`, `\` and bytes outside printable ASCII become
+//! `\xHH`), so a client cannot forge log lines. Reopened on reload (SIGHUP), which is what
+//! logrotate needs, even when the reload itself is refused.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use http::request::Parts;
+
+use crate::config::{AccessLogFormat, AccessLogTarget};
+
+/// Lines waiting for the writer thread before new ones are dropped.
+const QUEUE: usize = 64 * 1024;
+
+/// What the writer thread is sent.
+enum Message {
+    Line(String),
+    /// Write out everything before this, then say so.
+    Flush(mpsc::SyncSender<()>),
+    /// Write out everything before this, then reopen the file by its name.
+    Reopen,
+}
+
+/// An open access log.
+pub struct AccessLog {
+    tx: mpsc::SyncSender<Message>,
+    format: AccessLogFormat,
+    dropped: AtomicU64,
+}
+
+impl AccessLog {
+    /// Opens `target` (appending to a file); `None` when it is off.
+    pub fn open(
+        target: &AccessLogTarget,
+        format: AccessLogFormat,
+    ) -> anyhow::Result<Option<Arc<AccessLog>>> {
+        let (out, file): (Box<dyn std::io::Write + Send>, _) = match target {
+            AccessLogTarget::Off => return Ok(None),
+            AccessLogTarget::Stdout => (Box::new(std::io::stdout()), None),
+            AccessLogTarget::File(path) => (Box::new(open_file(path)?), Some(path.clone())),
+        };
+        let (tx, rx) = mpsc::sync_channel::<Message>(QUEUE);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(rx, out, file))
+            .context("cannot start the access log thread")?;
+        Ok(Some(Arc::new(AccessLog {
+            tx,
+            format,
+            dropped: AtomicU64::new(0),
+        })))
+    }
+
+    /// Reopens the file by its name once the lines before are written (logrotate moved
+    /// it); nothing for standard output.
+    pub fn reopen(&self) {
+        if self.tx.try_send(Message::Reopen).is_err() {
+            tracing::warn!("the access log's queue is full: not reopened");
+        }
+    }
+
+    /// Starts the line of a request from `client`, received at `received`.
+    pub fn entry(
+        self: &Arc<Self>,
+        parts: &Parts,
+        client: Option<IpAddr>,
+        received: SystemTime,
+    ) -> Entry {
+        let mut line = start(client, received);
+        line.push('"');
+        escape(parts.method.as_str().as_bytes(), &mut line);
+        line.push(' ');
+        escape(
+            crate::http::environ::request_uri(parts).as_bytes(),
+            &mut line,
+        );
+        line.push(' ');
+        line.push_str(crate::http::environ::protocol(parts.version));
+        line.push('"');
+        let tail = match self.format {
+            AccessLogFormat::Common => String::new(),
+            AccessLogFormat::Combined => {
+                let mut tail = String::with_capacity(80);
+                for name in [http::header::REFERER, http::header::USER_AGENT] {
+                    tail.push_str(" \"");
+                    match parts.headers.get(&name) {
+                        Some(value) => escape(value.as_bytes(), &mut tail),
+                        None => tail.push('-'),
+                    }
+                    tail.push('"');
+                }
+                tail
+            }
+        };
+        Entry {
+            log: self.clone(),
+            line,
+            tail,
+        }
+    }
+
+    /// The line of a request refused before it was parsed (a slow head's 408, a bare LF's
+    /// 400, plain HTTP on the TLS port): no request line, as nginx writes it.
+    pub fn refused(self: &Arc<Self>, client: Option<IpAddr>, status: u16) {
+        let mut line = start(client, SystemTime::now());
+        line.push_str("\"-\"");
+        let tail = match self.format {
+            AccessLogFormat::Common => String::new(),
+            AccessLogFormat::Combined => " \"-\" \"-\"".to_string(),
+        };
+        Entry {
+            log: self.clone(),
+            line,
+            tail,
+        }
+        .finish(status, 0);
+    }
+
+    /// Waits (up to `timeout`) until every line sent so far is written: at shutdown.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        let (ack, acked) = mpsc::sync_channel(1);
+        let mut message = Message::Flush(ack);
+        loop {
+            match self.tx.try_send(message) {
+                Ok(()) => break,
+                Err(mpsc::TrySendError::Full(back)) if std::time::Instant::now() < deadline => {
+                    message = back;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = acked.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+    }
+
+    fn write(&self, line: String) {
+        if self.tx.try_send(Message::Line(line)).is_err() {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "access log cannot keep up: lines dropped");
+            }
+        }
+    }
+}
+
+/// The line of one request, written when its response ends.
+pub struct Entry {
+    log: Arc<AccessLog>,
+    /// Everything up to and including the quoted request line.
+    line: String,
+    /// Referer and user agent (Combined), or nothing.
+    tail: String,
+}
+
+impl Entry {
+    /// Writes the line: `status` and the body bytes that went out.
+    pub fn finish(self, status: u16, bytes: u64) {
+        let Entry {
+            log,
+            mut line,
+            tail,
+        } = self;
+        let _ = write!(line, " {status} ");
+        if bytes == 0 {
+            line.push('-');
+        } else {
+            let _ = write!(line, "{bytes}");
+        }
+        line.push_str(&tail);
+        line.push('\n');
+        log.write(line);
+    }
+}
+
+/// `client - - [time] `: how every line begins.
+fn start(client: Option<IpAddr>, time: SystemTime) -> String {
+    let mut line = String::with_capacity(160);
+    match client {
+        Some(ip) => {
+            let _ = write!(line, "{}", ip.to_canonical());
+        }
+        None => line.push('-'),
+    }
+    line.push_str(" - - [");
+    clf_time(time, &mut line);
+    line.push_str("] ");
+    line
+}
+
+fn open_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the access log {}", path.display()))
+}
+
+/// The writer thread: `out` is `file`, if the log is one.
+fn write_lines(
+    rx: mpsc::Receiver<Message>,
+    mut out: Box<dyn std::io::Write + Send>,
+    file: Option<std::path::PathBuf>,
+) {
+    // Ends when every sender is gone: the server stopped or a reload replaced this log.
+    let mut batch = String::new();
+    let mut acks = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        let mut reopen = false;
+        while let Some(message) = next.take() {
+            match message {
+                Message::Line(line) => batch.push_str(&line),
+                Message::Flush(ack) => acks.push(ack),
+                Message::Reopen => reopen = true,
+            }
+            if batch.len() < 64 * 1024 && !reopen {
+                next = rx.try_recv().ok();
+            }
+        }
+        if out
+            .write_all(batch.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // Nowhere to say it but the server log; keep going, the disk may come back.
+            tracing::warn!("cannot write the access log");
+        }
+        batch.clear();
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+        if let (true, Some(path)) = (reopen, &file) {
+            match open_file(path) {
+                Ok(reopened) => out = Box::new(reopened),
+                Err(e) => tracing::error!("{e:#}; still writing to the file opened before"),
+            }
+        }
+    }
+}
+
+/// The most of one field (request line, referer, user agent) a line holds; longer ones end
+/// in `...`, so a queue of lines stays small whatever clients send.
+const FIELD_MAX: usize = 2048;
+
+/// `\xHH` for `"`, `\` and anything outside printable ASCII; at most [`FIELD_MAX`] bytes.
+fn escape(bytes: &[u8], out: &mut String) {
+    let (bytes, cut) = match bytes.get(..FIELD_MAX) {
+        Some(head) if bytes.len() > FIELD_MAX => (head, true),
+        _ => (bytes, false),
+    };
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+    if cut {
+        out.push_str("...");
+    }
+}
+
+/// `10/Oct/2000:13:55:36 +0000` (always UTC).
+fn clf_time(time: SystemTime, out: &mut String) {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_are_clf() {
+        let at = |secs| {
+            let mut s = String::new();
+            clf_time(SystemTime::UNIX_EPOCH + Duration::from_secs(secs), &mut s);
+            s
+        };
+        assert_eq!(at(0), "01/Jan/1970:00:00:00 +0000");
+        assert_eq!(at(971_185_336), "10/Oct/2000:13:42:16 +0000");
+        assert_eq!(at(951_782_400), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(at(1_795_608_000), "25/Nov/2026:12:00:00 +0000");
+    }
+
+    #[test]
+    fn hostile_bytes_are_escaped() {
+        let mut s = String::new();
+        escape(b"/a\"b\\c\n\xff ok", &mut s);
+        assert_eq!(s, "/a\\x22b\\x5Cc\\x0A\\xFF ok");
+    }
+}

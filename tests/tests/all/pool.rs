@@ -1,0 +1,125 @@
+//! Instances: warm reuse and fresh-per-request, their WSGI flags, isolation between
+//! requests, and the concurrency limit with its queue.
+
+use std::time::Duration;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn warm_and_fresh_instances_say_so_in_the_environ() {
+    let server = TestServer::start(
+        &[
+            route("/warm", ENVIRON, ""),
+            route("/fresh", ENVIRON, "instances = \"fresh\""),
+        ]
+        .concat(),
+    )
+    .await;
+    let warm = server.get("/warm").await.json();
+    let fresh = server.get("/fresh").await.json();
+    assert_eq!(
+        (
+            warm["wsgi.run_once"].as_str(),
+            fresh["wsgi.run_once"].as_str()
+        ),
+        (Some("false"), Some("true"))
+    );
+    for env in [&warm, &fresh] {
+        assert_eq!(env["wsgi.multithread"], "false");
+        assert_eq!(env["wsgi.multiprocess"], "true");
+    }
+}
+
+#[tokio::test]
+async fn a_warm_instance_never_sees_the_previous_request() {
+    let server = TestServer::single(ENVIRON, "max-concurrency = 1").await;
+    // The same single instance serves both; the second must see only its own input.
+    let first = parse_one(&raw(server.addr, b"POST /?read=1 HTTP/1.1\r\nHost: t\r\nX-First: 1\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecret").await).json();
+    assert_eq!(first["wsgi.input.body"], "secret");
+    let second = parse_one(&raw(server.addr, b"POST /?read=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nother").await).json();
+    assert_eq!(second["wsgi.input.body"], "other");
+    assert!(!second.contains_key("HTTP_X_FIRST"));
+}
+
+#[tokio::test]
+async fn a_trapped_instance_is_replaced() {
+    let server = TestServer::single(ERRORS, "max-concurrency = 1").await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/trap").await.status, 500);
+        assert_eq!(server.get("/reason").await.text(), "ok");
+    }
+}
+
+#[tokio::test]
+async fn beyond_max_concurrency_requests_queue_then_get_503() {
+    let server = TestServer::start(
+        &[
+            route("/", HELLO, ""),
+            route(
+                "/errors",
+                ERRORS,
+                "max-concurrency = 2\nqueue-timeout = \"300ms\"",
+            ),
+        ]
+        .concat(),
+    )
+    .await;
+    let addr = server.addr;
+    // Two slow requests take both instances; a third waits past its queue timeout.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(async move {
+                parse_one(
+                    &raw(
+                        addr,
+                        b"GET /errors/sleep/1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                    )
+                    .await,
+                )
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let overflow = server.get("/errors/sleep/10").await;
+    assert_eq!(overflow.status, 503, "{overflow:?}");
+    assert_eq!(overflow.header("retry-after"), Some("1"));
+    // Another route is not slowed by this one's queue.
+    let started = std::time::Instant::now();
+    server.assert_alive("/").await;
+    assert!(started.elapsed() < Duration::from_millis(500));
+    for r in slow {
+        assert_eq!(
+            r.await.unwrap().text(),
+            "slept\n",
+            "the queued work itself succeeds"
+        );
+    }
+    // A request that waits for less than the queue timeout gets its turn.
+    let queued = tokio::spawn(async move {
+        parse_one(
+            &raw(
+                addr,
+                b"GET /errors/sleep/100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        )
+    });
+    let also = tokio::spawn(async move {
+        parse_one(
+            &raw(
+                addr,
+                b"GET /errors/sleep/100 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .await,
+        )
+    });
+    let third = server.get("/errors/sleep/100").await;
+    assert_eq!(
+        [
+            queued.await.unwrap().status,
+            also.await.unwrap().status,
+            third.status
+        ],
+        [200, 200, 200]
+    );
+}

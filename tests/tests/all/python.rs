@@ -1,0 +1,198 @@
+//! Python WSGI applications, unmodified, as components: guest-examples/python built with
+//! `cheroot-wasm build-python` (the library function behind it), served by cheroot-wasm, and
+//! the Flask app compared with the real cheroot serving the very same file natively.
+//!
+//! Needs componentize-py, Flask and cheroot (`scripts/test` and `.ci/run` install them,
+//! pinned).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python")
+}
+
+/// Builds `spec` from guest-examples/python into the test target directory.
+fn build(spec: &str, name: &str) -> PathBuf {
+    let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.wasm"));
+    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
+        app: spec.into(),
+        output: output.clone(),
+        paths: vec![examples()],
+        requirements: None,
+    })
+    .unwrap_or_else(|e| panic!("build-python {spec}: {e:#}"));
+    output
+}
+
+/// The real cheroot serving `spec` from guest-examples/python on a free port.
+struct Cheroot {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Cheroot {
+    async fn start(spec: &str) -> Cheroot {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "cheroot",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                spec,
+            ])
+            .current_dir(examples())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m cheroot (pip install cheroot)");
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "cheroot did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Cheroot { child, addr }
+    }
+}
+
+impl Drop for Cheroot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What must be equal between the two servers: status, body, and every header but the
+/// ones each server sets for itself.
+fn comparable(r: &Response) -> (u16, Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "server" | "connection"))
+        .collect();
+    headers.sort();
+    (r.status, headers, r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flask_answers_exactly_as_under_cheroot() {
+    let (flask, plain) = std::thread::scope(|s| {
+        let flask = s.spawn(|| build("flask_app:app", "flask_app"));
+        let plain = s.spawn(|| build("hello_wsgi", "hello_wsgi"));
+        (flask.join().unwrap(), plain.join().unwrap())
+    });
+    let routes = [
+        route("/", flask.to_str().unwrap(), ""),
+        route("/wsgi", plain.to_str().unwrap(), ""),
+    ]
+    .concat();
+    let server = TestServer::start(&routes).await;
+    let cheroot = Cheroot::start("flask_app:app").await;
+
+    let form = "name=Ada&lang=py";
+    let json = r#"{"b": [1, 2], "a": "x"}"#;
+    let requests = [
+        "GET / HTTP/1.1\r\nHost: t\r\n".to_string(),
+        "GET /greet?name=Ada%20L HTTP/1.1\r\nHost: t\r\n".into(),
+        format!(
+            "POST /form HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+        format!(
+            "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+            json.len()
+        ),
+        "GET /cookie HTTP/1.1\r\nHost: t\r\nCookie: visits=3\r\n".into(),
+        "GET /old HTTP/1.1\r\nHost: t\r\n".into(),
+        "GET /stream HTTP/1.1\r\nHost: t\r\n".into(),
+        "GET /teapot HTTP/1.1\r\nHost: t\r\n".into(),
+        "GET /missing HTTP/1.1\r\nHost: t\r\n".into(),
+        "GET /boom HTTP/1.1\r\nHost: t\r\n".into(),
+        "GET / HTTP/1.0\r\n".into(),
+    ];
+    let mut statuses: Vec<u16> = Vec::new();
+    for request in &requests {
+        let request = if request.contains("\r\n\r\n") {
+            request.replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)
+        } else {
+            format!("{request}Connection: close\r\n\r\n")
+        };
+        let ours = parse_one(&raw(server.addr, request.as_bytes()).await);
+        let theirs = parse_one(&raw(cheroot.addr, request.as_bytes()).await);
+        assert_eq!(comparable(&ours), comparable(&theirs), "for {request:?}");
+        statuses.push(ours.status);
+    }
+    // Both servers really ran the app (equal answers could otherwise be equal failures).
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 200, 200, 302, 200, 418, 404, 500, 200]
+    );
+    let cookie = parse_one(
+        &raw(
+            server.addr,
+            b"GET /cookie HTTP/1.1\r\nHost: t\r\nCookie: visits=3\r\nConnection: close\r\n\r\n",
+        )
+        .await,
+    );
+    assert_eq!(cookie.text(), "visits before: 3\n");
+    assert!(
+        cookie
+            .header("set-cookie")
+            .unwrap()
+            .starts_with("visits=4;")
+    );
+
+    // HEAD: the same head, and (unlike cheroot, which sends the body) no body.
+    let head = b"HEAD /greet HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let ours = parse_all(&raw(server.addr, head).await, true).0.remove(0);
+    let theirs = parse_all(&raw(cheroot.addr, head).await, true).0.remove(0);
+    assert_eq!(ours.status, theirs.status);
+    assert_eq!(
+        ours.header("content-length"),
+        theirs.header("content-length")
+    );
+    assert!(ours.body.is_empty());
+
+    // The plain WSGI app: PEP 3333 types and wsgi.input, through the adapter.
+    let env = server.get("/wsgi/x?q=1").await.text();
+    for line in [
+        "SCRIPT_NAME=/wsgi",
+        "PATH_INFO=/x",
+        "QUERY_STRING=q=1",
+        "wsgi.version=(1, 0)",
+        "wsgi.input_terminated=True",
+    ] {
+        assert!(
+            env.lines().any(|l| l == line),
+            "{line:?} missing from:\n{env}"
+        );
+    }
+    let upload = b"POST /wsgi/upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\na\nb\n\r\n2\r\nc\n\r\n0\r\n\r\n";
+    assert_eq!(
+        parse_one(&raw(server.addr, upload).await).text(),
+        "6 bytes, 3 lines\n"
+    );
+    let lines = b"POST /wsgi/lines HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nConnection: close\r\n\r\na\nb\nc\n";
+    assert_eq!(
+        parse_one(&raw(server.addr, lines).await).text(),
+        "3 lines\n"
+    );
+    let generator = server.get("/wsgi/generator").await;
+    assert_eq!(generator.text(), "chunk 0\nchunk 1\nchunk 2\n");
+    assert_eq!(generator.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(server.get("/wsgi/raise").await.status, 500);
+    server.assert_alive("/wsgi/").await;
+}
