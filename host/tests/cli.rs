@@ -587,3 +587,98 @@ fn json_logs_are_one_object_per_line() {
         "{log}"
     );
 }
+
+/// What a guest writes reaches the log escaped and bounded: newlines in its exc_info and
+/// exception text cannot make a line that looks like the server's own, a 16 MiB exc_info
+/// does not become 16 MiB of log, and 20,000 printed lines do not become 20,000 events.
+#[test]
+fn guest_text_cannot_forge_or_flood_the_log() {
+    for format in ["text", "json"] {
+        let served = Served::start_with(
+            &format!("forge-{format}"),
+            &format!(
+                "[[route]]\npath = \"/errors\"\ncomponent = {:?}\n[[route]]\npath = \"/hostile\"\ncomponent = {:?}\n",
+                cheroot_wasm_tests::ERRORS,
+                cheroot_wasm_tests::HOSTILE
+            ),
+            &["--log-format", format],
+        );
+        assert!(served.get("/errors/forge-log").starts_with("HTTP/1.1 500 "));
+        assert!(
+            served
+                .get("/errors/huge-exc-info/16")
+                .starts_with("HTTP/1.1 200 ")
+        );
+        assert!(
+            served
+                .get("/hostile/print/20000")
+                .ends_with("printed 20000 lines\n")
+        );
+        let mut served = served;
+        kill(&served.child, "-TERM");
+        assert!(served.child.wait().unwrap().success());
+        let log = served.stderr();
+        let _ = std::fs::remove_dir_all(&served.dir);
+        for line in log.lines() {
+            assert!(
+                !line.starts_with("ERROR") && !line.starts_with("innocent"),
+                "{format}: a guest wrote a line of its own: {line:?}"
+            );
+        }
+        assert!(log.contains("forged by the guest"), "{format}: {log}");
+        assert!(
+            log.len() < 1 << 20,
+            "{format}: {} bytes of log for three requests",
+            log.len()
+        );
+        let lines = log.lines().count();
+        assert!(lines < 1000, "{format}: {lines} log lines");
+        assert!(log.contains("dropped_lines"), "{format}");
+    }
+}
+
+/// `serve --build` runs tenants' commands: they get no inherited descriptor of the server's
+/// (a systemd socket here, fd 5), none of its environment beyond what builds need, and no
+/// standard input.
+#[test]
+fn build_commands_get_no_descriptors_or_secrets_of_the_server() {
+    let dir = std::env::temp_dir().join(format!("cheroot-wasm-build-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("routes.toml"),
+        format!(
+            "[[route]]\npath = \"/\"\ncomponent = {:?}\nbuild = \"ls /proc/self/fd > fds.txt; env > env.txt; cat > stdin.txt; exit 3\"\n",
+            cheroot_wasm_tests::HELLO
+        ),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 5</dev/null; exec {BIN} serve --build --bind 127.0.0.1:0 routes.toml"
+        ))
+        .current_dir(&dir)
+        .env("SERVER_SECRET_TOKEN", "hunter2")
+        .env("LISTEN_FDS", "1")
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("build command failed"),
+        "{stderr}"
+    );
+    let fds = std::fs::read_to_string(dir.join("fds.txt")).unwrap();
+    assert!(
+        !fds.lines().any(|fd| fd == "5"),
+        "the build inherited the server's descriptor 5: {fds}"
+    );
+    let env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
+    assert!(
+        !env.contains("hunter2") && !env.contains("LISTEN_FDS"),
+        "{env}"
+    );
+    assert!(env.contains("PATH="), "{env}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,6 +20,9 @@
 //! | `sleep/<ms>` | sleeps, then answers 200 (to meet a route's `timeout`) |
 //! | `loop` | spins forever without yielding (only the host's epoch interruption stops it) |
 //! | `alloc/<MiB>` | allocates and touches that much memory, then answers 200 (to meet a route's `memory`) |
+//! | `many-headers/<n>` | a response with that many headers (the host's cap is 256) |
+//! | `forge-log` | exc-info, then an exception, whose text holds newlines and a fake server log line |
+//! | `huge-exc-info/<MiB>` | `start_response` with an exc-info that large, then 200 |
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
 //!
 //! Like a framework, it turns a host error into a 500 page with `X-Wsgi-Error: <variant>`,
@@ -262,6 +265,25 @@ impl Guest for Errors {
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
                 }
+            }
+            "/forge-log" => {
+                let forged = "innocent\nERROR route=\"/bank\" forged by the guest\r\n";
+                let _ = start_response.call("200 OK", &text, Some(forged));
+                Err(format!("raised\nERROR route=\"/bank\" {forged}"))
+            }
+            huge if huge.starts_with("/huge-exc-info/") => {
+                let mib: usize = huge["/huge-exc-info/".len()..].parse().unwrap_or(1);
+                let exc_info = "x".repeat(mib << 20);
+                match start_response.call("200 OK", &text, Some(&exc_info)) {
+                    Ok(()) => Ok(body(&[b"ok\n"], Some(start_response))),
+                    Err(e) => error_page(start_response, e),
+                }
+            }
+            many if many.starts_with("/many-headers/") => {
+                let n: usize = many["/many-headers/".len()..].parse().unwrap_or(0);
+                let headers: Vec<(String, String)> =
+                    (0..n).map(|i| h(&format!("X-{i}"), "v")).collect();
+                respond(start_response, "200 OK", &headers, &[b"ok\n"])
             }
             alloc if alloc.starts_with("/alloc/") => {
                 let mib: usize = alloc["/alloc/".len()..].parse().unwrap_or(0);

@@ -11,6 +11,7 @@
 //! | `read/<path>` | reads a file and returns it (to show that `dirs` works) |
 //! | `env` | lists every environment variable it can see |
 //! | `net/<port>` | connects to 127.0.0.1:port and resolves `localhost` and a public name |
+//! | `hold-files/<n>` | opens `/data/held` that many times and keeps every handle, across requests too |
 //!
 //! Probes answer `200` with one line per attempt, `name: ok ...` or `name: refused (<error>)`,
 //! so a test can check that every attempt failed inside the guest. The destructive cases end
@@ -114,6 +115,16 @@ fn hostile(request: Request) -> Result<Response, String> {
         }
         "files" => files().into_bytes(),
         "read" => std::fs::read(format!("/{arg}")).map_err(|e| format!("/{arg}: {e}"))?,
+        "hold-files" => {
+            // Kept across requests: a warm instance holds them for as long as it lives.
+            static HELD: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+            let n: usize = arg.parse().unwrap_or(0);
+            let mut held = HELD.lock().map_err(|e| e.to_string())?;
+            for _ in 0..n {
+                held.push(std::fs::File::open("/data/held").map_err(|e| e.to_string())?);
+            }
+            format!("holding {} files\n", held.len()).into_bytes()
+        }
         "env" => std::env::vars()
             .map(|(k, v)| format!("{k}={v}\n"))
             .collect::<String>()

@@ -7,7 +7,9 @@
 //! installed with pip into the staging directory), and a generated entry module that imports
 //! what the application imports lazily (componentize-py only bundles what it sees imported:
 //! Werkzeug needs `encodings.idna` at request time). Packages installed in the Python that
-//! runs componentize-py are bundled too, when the application imports them.
+//! runs componentize-py are bundled too, when the application imports them. The staging
+//! directory is private (a fresh, unpredictable name, mode 0700) and removed afterwards:
+//! what is staged becomes the tenant's code.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,15 +73,26 @@ pub fn build(job: &PythonBuild) -> anyhow::Result<()> {
             "componentize-py is not installed (or not on PATH): run `python3 -m pip install {COMPONENTIZE_PY}`"
         );
     }
-    let staging = std::env::temp_dir().join(format!(
-        "cheroot-wasm-python-{}-{}",
-        std::process::id(),
-        module
-    ));
-    let _ = std::fs::remove_dir_all(&staging);
-    let result = stage_and_build(job, module, attr, &staging);
-    let _ = std::fs::remove_dir_all(&staging);
-    result
+    let staging = staging_dir()?;
+    // Removed when `staging` drops, whatever the build's outcome.
+    stage_and_build(job, module, attr, staging.path())
+}
+
+/// A fresh staging directory under the system temp dir: an unpredictable name, created
+/// exclusively (mkdir fails rather than reuse what another user put there) with mode 0700,
+/// so nobody else can plant or swap the Python files that go into the component.
+fn staging_dir() -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .prefix("cheroot-wasm-python-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .with_context(|| {
+            format!(
+                "cannot create a staging directory in {} (set TMPDIR to a writable directory)",
+                std::env::temp_dir().display()
+            )
+        })
 }
 
 fn stage_and_build(
@@ -165,5 +178,20 @@ mod tests {
         ] {
             assert!(parse_app(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn each_build_stages_in_a_private_directory_of_its_own() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (a, b) = (staging_dir().unwrap(), staging_dir().unwrap());
+        assert_ne!(a.path(), b.path());
+        for dir in [&a, &b] {
+            let meta = std::fs::symlink_metadata(dir.path()).unwrap();
+            assert!(meta.is_dir());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700, "{:?}", dir.path());
+        }
+        let kept = a.path().to_path_buf();
+        drop(a);
+        assert!(!kept.exists(), "removed afterwards");
     }
 }

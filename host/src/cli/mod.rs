@@ -87,11 +87,20 @@ impl CacheArgs {
 /// runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The log is written by a thread of its own through a bounded queue: a slow or stopped
+    // reader of stderr never blocks a request (lines beyond the queue are dropped, and
+    // counted by `report_dropped_log_lines`).
+    let (stderr, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    report_dropped_log_lines(stderr.error_counter());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(stderr);
     match cli.log_format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -114,6 +123,33 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Server log lines that may wait for a slow stderr before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 64 * 1024;
+
+/// Says, every ten seconds while it happens, how many log lines a slow stderr made the
+/// server drop.
+fn report_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let spawned = std::thread::Builder::new()
+        .name("log-drops".into())
+        .spawn(move || {
+            let mut reported = 0;
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                let dropped = counter.dropped_lines();
+                if dropped > reported {
+                    tracing::warn!(
+                        dropped = dropped - reported,
+                        "log lines dropped: stderr is not keeping up"
+                    );
+                    reported = dropped;
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("warning: cannot count dropped log lines: {e}");
     }
 }
 

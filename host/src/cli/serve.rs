@@ -63,6 +63,8 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Before anyone is told where to connect: a SIGTERM from then on is a graceful stop.
+    let signals = Signals::install();
     for address in server.addresses() {
         println!("Listening on {address}");
     }
@@ -80,10 +82,15 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     if watch {
         tokio::spawn(watch_files(live.clone()));
     }
-    server.run(signals(live)).await
+    server.run(signals.serve(live)).await
 }
 
 /// Runs every distinct `build` command, in routes.toml's directory.
+///
+/// A build is a tenant's command, run before any listener is opened. It gets the routes
+/// file's directory, no standard input, none of the server's inherited descriptors (a
+/// systemd socket, say), and only the environment a build needs ([`BUILD_ENV`]), so no
+/// secret of the server's environment and no socket-activation variable.
 fn run_builds(config: &Config) -> anyhow::Result<()> {
     let mut done: Vec<&str> = Vec::new();
     for route in &config.routes {
@@ -95,17 +102,34 @@ fn run_builds(config: &Config) -> anyhow::Result<()> {
         }
         done.push(command);
         eprintln!("building route {}: {command}", route.display_prefix());
-        let status = std::process::Command::new("sh")
+        let mut build = std::process::Command::new("sh");
+        build
             .arg("-c")
             .arg(command)
             .current_dir(dir_or_dot(config.dir()))
-            .status()
-            .with_context(|| {
-                format!(
-                    "cannot run the build command of route {}",
-                    route.display_prefix()
-                )
-            })?;
+            .stdin(std::process::Stdio::null())
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| {
+                name.to_str().is_some_and(|name| {
+                    BUILD_ENV.contains(&name)
+                        || name.starts_with("LC_")
+                        || name.starts_with("PYENV_")
+                })
+            }));
+        // SAFETY: the closure only makes one async-signal-safe system call.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut build, || {
+                // Every descriptor past stderr closes on exec (std's own are already).
+                libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32);
+                Ok(())
+            });
+        }
+        let status = build.status().with_context(|| {
+            format!(
+                "cannot run the build command of route {}",
+                route.display_prefix()
+            )
+        })?;
         if !status.success() {
             bail!(
                 "{}: route {}: build command failed ({status}): {command}",
@@ -116,6 +140,24 @@ fn run_builds(config: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The variables a build command sees, besides `LC_*` and `PYENV_*`: what compilers,
+/// cargo, rustup, Python and pip need to find themselves.
+const BUILD_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "VIRTUAL_ENV",
+];
 
 fn dir_or_dot(dir: &Path) -> &Path {
     if dir.as_os_str().is_empty() {
@@ -170,35 +212,58 @@ async fn watch_files(live: std::sync::Arc<crate::server::site::Live>) {
     }
 }
 
-/// Resolves on the first Ctrl-C or SIGTERM (a graceful shutdown); a second one exits at
-/// once. SIGHUP reloads routes.toml meanwhile; a reload that fails leaves the running site.
-async fn signals(live: std::sync::Arc<crate::server::site::Live>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("error: cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                // In a task of its own: a long compile must not hold up SIGTERM.
-                let live = live.clone();
-                tokio::spawn(async move { reload(&live, "SIGHUP").await });
+/// The signals the server answers: SIGTERM and SIGINT stop it, SIGHUP reloads.
+struct Signals(
+    Option<(
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+        tokio::signal::unix::Signal,
+    )>,
+);
+
+impl Signals {
+    /// Installs the handlers now (not when first awaited), so that no signal sent after the
+    /// server announced itself finds the default action (exit) still in place.
+    fn install() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Signals(Some((term, int, hup))),
+            _ => {
+                eprintln!("error: cannot install signal handlers; stop the server with SIGKILL");
+                Signals(None)
             }
         }
     }
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
+
+    /// Resolves on the first Ctrl-C or SIGTERM (a graceful shutdown); a second one exits at
+    /// once. SIGHUP reloads routes.toml meanwhile; a reload that fails leaves the running
+    /// site.
+    async fn serve(self, live: std::sync::Arc<crate::server::site::Live>) {
+        let Some((mut term, mut int, mut hup)) = self.0 else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    // In a task of its own: a long compile must not hold up SIGTERM.
+                    let live = live.clone();
+                    tokio::spawn(async move { reload(&live, "SIGHUP").await });
+                }
+            }
         }
-        eprintln!("second signal: exiting without waiting for in-flight requests");
-        std::process::exit(130);
-    });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            eprintln!("second signal: exiting without waiting for in-flight requests");
+            std::process::exit(130);
+        });
+    }
 }

@@ -11,7 +11,8 @@
 //! bind = ["127.0.0.1:8080", "unix:/run/app.sock"]  # or one string; --bind overrides it
 //! reuse-port = false               # SO_REUSEPORT: several servers share a port
 //! socket-mode = "0660"             # permissions of unix: socket files
-//! trusted-proxies = ["10.0.0.0/8"] # peers whose Forwarded / X-Forwarded-* are believed
+//! trusted-proxies = ["10.0.0.0/8"] # peers whose forwarding headers are believed
+//! forwarded-header = "x-forwarded" # which ones: "x-forwarded" (X-Forwarded-*) or "forwarded"
 //! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
 //! max-connections = 16384          # more connections wait in the listen backlog
 //! header-timeout = "10s"           # a request head must arrive within this (then 408)
@@ -64,7 +65,7 @@ mod proxies;
 
 pub use bind::{BindAddr, BindOptions};
 pub use host::HostPattern;
-pub use proxies::TrustedProxies;
+pub use proxies::{ForwardedHeader, TrustedProxies};
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -123,8 +124,10 @@ pub struct ServerConfig {
     pub bind: Vec<BindAddr>,
     /// `reuse-port` and `socket-mode`.
     pub bind_options: BindOptions,
-    /// `trusted-proxies`: peers whose Forwarded / X-Forwarded-* headers are believed.
+    /// `trusted-proxies`: peers whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// `forwarded-header`: the one family of forwarding headers they are believed in.
+    pub forwarded_header: ForwardedHeader,
     /// `admin`: where the admin endpoints listen, if anywhere.
     pub admin: Option<String>,
     /// `max-connections`: client connections served at once.
@@ -147,6 +150,7 @@ impl Default for ServerConfig {
             bind: Vec::new(),
             bind_options: BindOptions::default(),
             trusted_proxies: TrustedProxies::default(),
+            forwarded_header: ForwardedHeader::default(),
             admin: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -423,6 +427,7 @@ struct RawServer {
     reuse_port: Option<bool>,
     socket_mode: Option<Spanned<String>>,
     trusted_proxies: Option<Spanned<Vec<String>>>,
+    forwarded_header: Option<Spanned<String>>,
     admin: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
     header_timeout: Option<Spanned<String>>,
@@ -621,6 +626,16 @@ impl Checker<'_> {
                     message,
                 )
             })?;
+        }
+        if let Some(family) = raw.forwarded_header {
+            server.forwarded_header =
+                ForwardedHeader::parse(family.get_ref()).map_err(|message| {
+                    invalid(
+                        self.at(family.span()),
+                        "server.forwarded-header".into(),
+                        message,
+                    )
+                })?;
         }
         if let Some(bind) = raw.bind {
             let at = self.at(bind.span());
@@ -892,7 +907,7 @@ impl Config {
     }
 
     /// Fails, naming the route's `component` key, if a component file or a `dirs` directory
-    /// does not exist.
+    /// does not exist, or a `dirs` directory is a symbolic link.
     pub fn check_components(&self) -> Result<(), ConfigError> {
         for route in &self.routes {
             if !route.component.is_file() {
@@ -911,6 +926,21 @@ impl Config {
                     "route.dirs".into(),
                     format!(
                         "{guest:?}: {} is not a directory (paths are relative to the routes file)",
+                        host.display()
+                    ),
+                ));
+            }
+            // A link could be pointed elsewhere between start-up and a reload: the directory
+            // must be named as it is (it is opened once, by that name).
+            if let Some((guest, host)) = route.dirs.iter().find(|(_, host)| {
+                host.symlink_metadata()
+                    .is_ok_and(|m| m.file_type().is_symlink())
+            }) {
+                return Err(invalid(
+                    route.dirs_at.clone().unwrap_or(route.component_at.clone()),
+                    "route.dirs".into(),
+                    format!(
+                        "{guest:?}: {} is a symbolic link: name the directory it points to",
                         host.display()
                     ),
                 ));
@@ -1096,6 +1126,10 @@ mod tests {
                 "dir/routes.toml:2:8: `server.bind`: must not be empty",
             ),
             ("[[route]\n", "dir/routes.toml:1:"),
+            (
+                "[server]\nforwarded-header = \"X-Forwarded-For\"\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n",
+                "dir/routes.toml:2:20: `server.forwarded-header`: \"X-Forwarded-For\" is not a forwarding header family",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).expect_err(text);
@@ -1104,6 +1138,26 @@ mod tests {
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn one_forwarding_header_family_is_trusted() {
+        let route = "[[route]]\npath = \"/\"\ncomponent = \"a\"\n";
+        let family = |server: &str| {
+            parse(&format!("{server}{route}"))
+                .unwrap()
+                .server
+                .forwarded_header
+        };
+        assert_eq!(family(""), ForwardedHeader::XForwarded, "the default");
+        assert_eq!(
+            family("[server]\nforwarded-header = \"forwarded\"\n"),
+            ForwardedHeader::Forwarded
+        );
+        assert_eq!(
+            family("[server]\nforwarded-header = \"x-forwarded\"\n"),
+            ForwardedHeader::XForwarded
+        );
     }
 
     #[test]

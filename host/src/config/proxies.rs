@@ -1,7 +1,36 @@
-//! `[server] trusted-proxies`: the peers whose forwarding headers are believed. What they
-//! say is read by `http::proxy`.
+//! `[server] trusted-proxies`: the peers whose forwarding headers are believed, and
+//! `[server] forwarded-header`: which family of headers they speak. What they say is read
+//! by `http::proxy`.
 
 use std::net::IpAddr;
+
+/// The one family of forwarding headers a trusted proxy's word is taken from. Never both:
+/// a proxy appends to (or replaces) the headers of its own family only, so the other
+/// family's headers on the same request are whatever the client sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`, `-Proto` and `-Host`: what nginx, ingress-nginx, HAProxy and most
+    /// cloud load balancers send (the default).
+    #[default]
+    XForwarded,
+    /// `Forwarded` (RFC 7239): Envoy, Traefik or nginx configured to send it.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// `"x-forwarded"` or `"forwarded"`, as routes.toml spells them.
+    pub fn parse(value: &str) -> Result<ForwardedHeader, String> {
+        match value.trim() {
+            "x-forwarded" => Ok(ForwardedHeader::XForwarded),
+            "forwarded" => Ok(ForwardedHeader::Forwarded),
+            other => Err(format!(
+                "{other:?} is not a forwarding header family: write \"x-forwarded\" \
+                 (X-Forwarded-For/-Proto/-Host, sent by nginx and most load balancers) or \
+                 \"forwarded\" (RFC 7239 `Forwarded`), whichever the proxy in front sends"
+            )),
+        }
+    }
+}
 
 /// Networks whose peers may speak for their clients, and whether peers on UNIX sockets may.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

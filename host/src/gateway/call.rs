@@ -21,6 +21,7 @@ use wasmtime::component::ResourceAny;
 
 use super::bindings::{App, Environ, WsgiError};
 use super::input::{BodyFailure, Input, RequestBody};
+use super::output::{MAX_FAILURE_TEXT, log_safe};
 use super::pool::{Instance, Pool};
 use super::start_response::{Outcome, ResponseWriter, StartResponse};
 use super::state::HostState;
@@ -123,7 +124,11 @@ async fn exchange(
     let mut lease = match target.pool.get().await {
         Ok(lease) => lease,
         Err(failure) => {
-            tracing::warn!(route = %target.route.display_name(), "{failure}");
+            if failure.is_guest_fault() {
+                tracing::error!(route = %target.route.display_name(), "{failure} (starting an instance)");
+            } else {
+                tracing::warn!(route = %target.route.display_name(), "{failure}");
+            }
             target.stats.failed(&failure);
             writer.fail(failure);
             return;
@@ -134,7 +139,7 @@ async fn exchange(
     // A warm store's deadline is from its last request: start counting afresh.
     instance.store.set_epoch_deadline(1);
     let guest_started = Instant::now();
-    let result = tokio::time::timeout(target.route.limits.timeout, run(instance, vars)).await;
+    let result = tokio::time::timeout_at(lease.deadline, run(instance, vars)).await;
     let guest_time = guest_started.elapsed();
     let Some(mut exchange) = instance.store.data_mut().end() else {
         return;
@@ -183,6 +188,12 @@ async fn exchange(
         started.elapsed(),
         guest_time,
     );
+    lease
+        .instance
+        .store
+        .data()
+        .output()
+        .settle(&target.route.display_name());
     target.pool.put(lease, reusable);
 }
 
@@ -203,7 +214,7 @@ async fn run(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(),
     crate::http::environ::recycle(environ.vars);
     let body = match handled {
         Err(error) => return Err(trap(error)),
-        Ok(Err(raised)) => return Err(Failure::Raised(raised)),
+        Ok(Err(raised)) => return Err(raised_failure(&raised)),
         Ok(Ok(body)) => body,
     };
     let pumped = pump(store, app, body).await;
@@ -224,7 +235,7 @@ async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Res
     loop {
         let chunk = match iterable.call_next(&mut *store, body).await {
             Err(error) => return Err(trap(error)),
-            Ok(Err(raised)) => return Err(Failure::Raised(raised)),
+            Ok(Err(raised)) => return Err(raised_failure(&raised)),
             Ok(Ok(None)) => return Ok(()),
             Ok(Ok(Some(chunk))) => chunk,
         };
@@ -243,14 +254,20 @@ async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Res
     }
 }
 
-/// A trap from wasmtime: the trap itself first, then the wasm backtrace when there is one.
+/// A trap from wasmtime: the trap itself first, then the wasm backtrace when there is one
+/// (whose function names are the guest's to choose), made safe for the log.
 fn trap(error: wasmtime::Error) -> Failure {
     let root = error.root_cause().to_string();
     let backtrace = error
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|b| format!("\n{b}"))
         .unwrap_or_default();
-    Failure::Trap(format!("{root}{backtrace}"))
+    Failure::Trap(log_safe(&format!("{root}{backtrace}"), MAX_FAILURE_TEXT))
+}
+
+/// An exception the guest raised, its text made safe for the log.
+fn raised_failure(text: &str) -> Failure {
+    Failure::Raised(log_safe(text, MAX_FAILURE_TEXT))
 }
 
 fn internal(e: impl std::fmt::Display) -> Failure {

@@ -8,7 +8,9 @@
 //! It does not create instances ([`super::pool`]).
 //!
 //! The cache holds native code: anyone who can write to it can run code in this process, so
-//! it lives in the user's cache directory (or `--cache-dir`), never in a tenant's.
+//! it lives in the user's cache directory (or `--cache-dir`), never in a tenant's, and is
+//! used only when this user owns it and nobody else may write it (the directory is made
+//! 0700, its files 0600); otherwise the server warns and compiles instead.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,19 +22,12 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{App, AppPre};
+use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::state::HostState;
 
 /// How often the epoch advances: the granularity of guest yields and deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// Core instances and tables the pool keeps per component instance: a Rust component has a
-/// handful of core instances, a componentize-py one a few dozen. Both are cheap slots.
-const CORE_SLOTS_PER_COMPONENT: u32 = 32;
-/// Linear memories per component instance: components share one memory between their core
-/// modules (a Rust guest has exactly one); two leaves room. Each memory slot reserves
-/// address space (not RAM) for a whole 4 GiB wasm32 memory plus guards, so this is the
-/// number that decides the reservation: about 8 GiB per possible instance.
-const MEMORIES_PER_COMPONENT: u32 = 2;
 /// How much of a freed pooled slot's linear memory, table and async stack is reset by hand
 /// (`memset`, or a copy of the memory image) and kept resident, rather than given back with
 /// `madvise`. Giving pages back is what makes a fresh instance slow: each `madvise` and each
@@ -66,18 +61,37 @@ pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
         .map(|r| r.limits.memory)
         .max()
         .unwrap_or(crate::config::DEFAULT_MEMORY);
-    let keep_resident = if PoolingAllocationConfig::is_pagemap_scan_available() {
+    // PAGEMAP_SCAN resets only the dirty pages that are present: one swapped out (to a swap
+    // device or zram) would be neither reset nor given back, and the next instance in the
+    // slot, any tenant's, could read it. With swap, slots are reset the old way.
+    let swap = std::fs::read_to_string("/proc/swaps")
+        .map(|swaps| swap_active(&swaps))
+        .unwrap_or(true);
+    let pagemap = !swap && PoolingAllocationConfig::is_pagemap_scan_available();
+    let keep_resident = if pagemap {
+        tracing::info!(
+            "instance slots are reset in place: the pages each instance dirtied (PAGEMAP_SCAN)"
+        );
         KEEP_RESIDENT_DIRTY
     } else {
+        tracing::info!(
+            swap,
+            "instance slots are reset by memset of the first {} KiB and madvise of the rest",
+            KEEP_RESIDENT_LOW >> 10
+        );
         KEEP_RESIDENT_LOW
     };
     let mut pooling = PoolingAllocationConfig::new();
-    let core = instances.saturating_mul(CORE_SLOTS_PER_COMPONENT);
+    // Each memory slot reserves address space (not RAM) for a whole 4 GiB wasm32 memory
+    // plus guards: MAX_MEMORIES decides the reservation, about 8 GiB per possible instance.
     pooling
         .total_component_instances(instances)
-        .total_core_instances(core)
-        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
-        .total_tables(core)
+        .total_core_instances(instances.saturating_mul(MAX_CORE_INSTANCES))
+        .total_memories(instances.saturating_mul(MAX_MEMORIES))
+        .total_tables(instances.saturating_mul(MAX_TABLES))
+        .max_core_instances_per_component(MAX_CORE_INSTANCES)
+        .max_memories_per_component(MAX_MEMORIES)
+        .max_tables_per_component(MAX_TABLES)
         .total_stacks(instances)
         .max_memories_per_module(1)
         .max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX))
@@ -86,7 +100,11 @@ pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
         .linear_memory_keep_resident(keep_resident)
         .async_stack_keep_resident(keep_resident)
         .table_keep_resident(keep_resident)
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .pagemap_scan(if pagemap {
+            wasmtime::Enabled::Auto
+        } else {
+            wasmtime::Enabled::No
+        });
     let mut config = base_config();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = match Engine::new(&config) {
@@ -100,6 +118,11 @@ pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
     };
     start_epoch_ticker(&engine);
     Ok(engine)
+}
+
+/// Whether `/proc/swaps` lists a swap area (a header line, then one line per area).
+fn swap_active(swaps: &str) -> bool {
+    swaps.lines().skip(1).any(|line| !line.trim().is_empty())
 }
 
 /// The settings that decide compiled code (and so the compile cache key).
@@ -171,16 +194,30 @@ pub fn compile(
             dir.join(format!("{}.cwasm", cache_key(engine, &bytes))),
         )
     });
+    // A cache directory someone else could write is not used at all: not read, not written
+    // (one that does not exist yet is made private by `store_in_cache`).
+    let cached = cached.filter(|(dir, _)| match untrusted_cache(dir).filter(|_| dir.exists()) {
+        Some(why) => {
+            tracing::warn!(dir = %dir.display(), "not using the compile cache: {why}; compiling instead");
+            false
+        }
+        None => true,
+    });
     if let Some((_, path)) = &cached
         && path.is_file()
     {
-        // SAFETY: the file was written by `Component::serialize` of an engine with the same
-        // compatibility hash (it is part of the key), into a directory only the operator
-        // controls (see the module docs).
-        match unsafe { Component::deserialize_file(engine, path) } {
-            Ok(component) => return Ok((component, Compiled::FromCache)),
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "ignoring unusable cache entry")
+        if let Some(why) = untrusted_cache(path) {
+            tracing::warn!(file = %path.display(), "not loading the compile cache entry: {why}; compiling instead (the entry is replaced)");
+        } else {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the
+            // same compatibility hash (it is part of the key), into a directory this user
+            // owns and nobody else may write, and the file is this user's and nobody else's
+            // to write either ([`untrusted_cache`]; only the owner can change that).
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(component) => return Ok((component, Compiled::FromCache)),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring unusable cache entry")
+                }
             }
         }
     }
@@ -241,8 +278,46 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Why the compile cache directory or entry at `path` must not be used, if it must not. Its
+/// native code runs in this process, so only what this user (the effective uid) owns and
+/// nobody else may write is trusted; only the owner (or root) can change either.
+fn untrusted_cache(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return Some(format!("cannot inspect it ({e})")),
+    };
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Some(format!(
+            "it belongs to uid {}, not to this user (uid {euid}): remove it, or point \
+             --cache-dir at a directory of this user's",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Some(format!(
+            "its mode {mode:04o} lets others write it: `chmod go-w {}`",
+            path.display()
+        ));
+    }
+    None
+}
+
+/// Writes `component`'s native code to `path` in `dir`: the directory made with mode 0700
+/// if it is new, the file with 0600, never through a file someone else put there.
 fn store_in_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    if let Some(why) = untrusted_cache(dir) {
+        anyhow::bail!("{why}");
+    }
     let code = component.serialize().map_err(|e| anyhow!(e))?;
     // Write then rename, so a concurrent reader never sees half a file.
     let tmp = dir.join(format!(
@@ -250,7 +325,15 @@ fn store_in_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Res
         std::process::id(),
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry")
     ));
-    std::fs::write(&tmp, code)?;
+    let _ = std::fs::remove_file(&tmp);
+    // `create_new`: O_EXCL, which also refuses to follow a symlink at `tmp`.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&code)?;
+    drop(file);
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
@@ -269,6 +352,22 @@ pub fn prepare(
         return Err(anyhow!(
             "this is a wasi:http proxy component (it exports wasi:http/incoming-handler, for `wasmtime serve`), not a WSGI application: build it for world `app` of wit/wsgi.wit (sdk/rust, or `cheroot-wasm build-python` for a Python WSGI app)"
         ));
+    }
+    // The pooling allocator refuses these when the component is loaded; without it (the
+    // reservation failed), the same bounds hold here.
+    if let Some(needs) = component.resources_required() {
+        if needs.num_memories > MAX_MEMORIES {
+            return Err(anyhow!(
+                "the component has {} linear memories; a component may have at most {MAX_MEMORIES}",
+                needs.num_memories
+            ));
+        }
+        if needs.num_tables > MAX_TABLES {
+            return Err(anyhow!(
+                "the component has {} tables; a component may have at most {MAX_TABLES}",
+                needs.num_tables
+            ));
+        }
     }
     let pre = linker.instantiate_pre(component).map_err(|e| anyhow!(e))?;
     AppPre::new(pre).map_err(|e| anyhow!(e)).context(
@@ -306,4 +405,72 @@ pub async fn load(
     })
     .await
     .context("compile task panicked")?
+}
+
+#[cfg(test)]
+mod swap_tests {
+    use super::*;
+
+    #[test]
+    fn swap_is_seen_in_proc_swaps() {
+        let header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
+        assert!(!swap_active(header));
+        assert!(!swap_active(""));
+        assert!(swap_active(&format!(
+            "{header}/dev/zram0                              partition\t4194300\t\t0\t\t100\n"
+        )));
+        assert!(swap_active(&format!(
+            "{header}/swapfile                               file\t\t2097148\t\t1024\t\t-2\n"
+        )));
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// The smallest component there is: the header alone.
+    const EMPTY_COMPONENT: &[u8] = &[0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+
+    #[test]
+    fn a_cache_others_may_write_is_never_loaded() {
+        let engine = Engine::new(&base_config()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.wasm");
+        std::fs::write(&file, EMPTY_COMPONENT).unwrap();
+        let cache = dir.path().join("cache");
+        let compiled = |cache: &Path| compile(&engine, &file, Some(cache)).unwrap().1;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+
+        assert_eq!(compiled(&cache), Compiled::Now);
+        assert_eq!(mode(&cache), 0o700, "the cache directory is private");
+        let entries: Vec<PathBuf> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let [entry] = entries.as_slice() else {
+            panic!("one cache entry expected: {entries:?}");
+        };
+        assert_eq!(mode(entry), 0o600, "a cache entry is private");
+        assert_eq!(compiled(&cache), Compiled::FromCache);
+
+        // A directory anyone may write: not trusted, whatever is in it.
+        chmod(&cache, 0o777);
+        assert_eq!(compiled(&cache), Compiled::Now);
+        chmod(&cache, 0o770);
+        assert_eq!(compiled(&cache), Compiled::Now);
+        chmod(&cache, 0o700);
+        assert_eq!(compiled(&cache), Compiled::FromCache);
+
+        // An entry others may write: compiled instead, and replaced by a private one.
+        chmod(entry, 0o666);
+        assert_eq!(compiled(&cache), Compiled::Now);
+        assert_eq!(mode(entry), 0o600);
+        assert_eq!(compiled(&cache), Compiled::FromCache);
+        assert!(untrusted_cache(&cache).is_none());
+    }
 }

@@ -1,12 +1,17 @@
-//! `wsgi.errors` (the guest's stderr) and the guest's stdout: into the server log, line by
-//! line, tagged with the route, and bounded.
+//! What a guest writes that reaches the server log — `wsgi.errors` (its stderr), its stdout,
+//! the `exc_info` it passes to `start_response`, the text of its exceptions and traps — made
+//! safe and bounded.
 //!
-//! A guest can print without limit; the server's memory and log cannot grow without limit.
-//! Lines are cut at [`MAX_LINE`] bytes, and once an instance has printed [`DEFAULT_BUDGET`]
-//! bytes during one request the rest of that request's output is dropped, with one warning
-//! (the budget is renewed for each request, so a warm instance that logs a line per request
-//! keeps logging). Invalid UTF-8 is shown lossily.
+//! Safe: every guest text goes through [`log_safe`], which escapes CR, LF and every other
+//! control character (and `\`), so a guest cannot write a line that looks like the server's
+//! own (`ERROR route=/bank ...`), in text or JSON logs alike, and cuts it at a size.
+//! Bounded: per request, an instance may log [`MAX_LINES`] lines and [`MAX_BYTES`] bytes of
+//! output; what is past either is counted, not logged, and the request ends with one line
+//! saying how much was dropped ([`OutputBudget::settle`]). A guest that prints a million
+//! short lines costs the server a million counter increments, not a million log events.
+//! Lines are cut at [`MAX_LINE`] bytes. Invalid UTF-8 is shown lossily.
 
+use std::fmt::Write as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,17 +23,96 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 /// The longest line logged; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 4096;
+/// Lines of output one instance may log per request.
+pub const MAX_LINES: u64 = 200;
 /// Bytes of output one instance may log per request.
-pub const DEFAULT_BUDGET: u64 = 1 << 20;
+pub const MAX_BYTES: u64 = 256 << 10;
+/// The most of an exception's or trap's text that is logged.
+pub const MAX_FAILURE_TEXT: usize = 16 << 10;
+/// The most of an `exc_info` that is logged.
+pub const MAX_EXC_INFO: usize = 4096;
 
-/// The output budget that an instance's stdout and stderr share.
+/// `text` as one log-safe line of at most about `max` bytes: `\` and control characters
+/// (C0, DEL, C1) escaped (`\n`, `\r`, `\t`, `\x1b`, `\u{85}`), the rest cut with a note of
+/// how much.
+pub fn log_safe(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 16);
+    for (at, c) in text.char_indices() {
+        if out.len() >= max {
+            let _ = write!(out, "... [{} more bytes]", text.len() - at);
+            break;
+        }
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if ('\u{80}'..='\u{9f}').contains(&c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What one instance may still log in the current request, shared by its stdout and stderr
+/// (and by the gateway, for `exc_info`).
 #[derive(Clone, Default)]
-pub struct OutputBudget(Arc<AtomicU64>);
+pub struct OutputBudget(Arc<Counters>);
+
+#[derive(Default)]
+struct Counters {
+    lines: AtomicU64,
+    bytes: AtomicU64,
+    dropped_lines: AtomicU64,
+    dropped_bytes: AtomicU64,
+}
 
 impl OutputBudget {
     /// A full budget again, for the next request.
     pub fn renew(&self) {
-        self.0.store(DEFAULT_BUDGET, Ordering::Relaxed);
+        let c = &self.0;
+        c.lines.store(MAX_LINES, Ordering::Relaxed);
+        c.bytes.store(MAX_BYTES, Ordering::Relaxed);
+        c.dropped_lines.store(0, Ordering::Relaxed);
+        c.dropped_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes one line of `len` bytes from the budget; `false` (and counted as dropped) if
+    /// the request has logged all it may.
+    pub fn take_line(&self, len: usize) -> bool {
+        let c = &self.0;
+        let len = len as u64;
+        let took = c
+            .lines
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+            && c.bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(len))
+                .is_ok();
+        if !took {
+            c.dropped_lines.fetch_add(1, Ordering::Relaxed);
+            c.dropped_bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        took
+    }
+
+    /// The request is over: one line for what it could not log, if anything.
+    pub fn settle(&self, route: &str) {
+        let lines = self.0.dropped_lines.swap(0, Ordering::Relaxed);
+        if lines > 0 {
+            let bytes = self.0.dropped_bytes.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                route,
+                dropped_lines = lines,
+                dropped_bytes = bytes,
+                "guest output past {MAX_LINES} lines or {MAX_BYTES} bytes in one request was not logged"
+            );
+        }
     }
 }
 
@@ -45,7 +129,6 @@ impl GuestOutput {
     pub fn pair(route: &str, budget: &OutputBudget) -> (GuestOutput, GuestOutput) {
         let route: Arc<str> = Arc::from(route);
         budget.renew();
-        let budget = budget.clone();
         let out = GuestOutput {
             route: route.clone(),
             stream: "stdout",
@@ -56,7 +139,7 @@ impl GuestOutput {
             GuestOutput {
                 route,
                 stream: "stderr",
-                budget,
+                budget: budget.clone(),
             },
         )
     }
@@ -90,33 +173,13 @@ impl LineWriter {
         if self.line.is_empty() && !self.cut {
             return;
         }
-        let text = String::from_utf8_lossy(&self.line);
-        let marker = if self.cut { " [line cut]" } else { "" };
-        tracing::info!(target: "guest", route = %self.output.route, stream = self.output.stream, "{text}{marker}");
+        if self.output.budget.take_line(self.line.len()) {
+            let text = log_safe(&String::from_utf8_lossy(&self.line), 2 * MAX_LINE);
+            let marker = if self.cut { " [line cut]" } else { "" };
+            tracing::info!(target: "guest", route = %self.output.route, stream = self.output.stream, "{text}{marker}");
+        }
         self.line.clear();
         self.cut = false;
-    }
-
-    fn take_budget(&self, n: usize) -> usize {
-        let budget = &self.output.budget.0;
-        let mut left = budget.load(Ordering::Relaxed);
-        loop {
-            let take = left.min(n as u64);
-            match budget.compare_exchange_weak(
-                left,
-                left - take,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if take < n as u64 && left > 0 {
-                        tracing::warn!(route = %self.output.route, "guest output exceeds {DEFAULT_BUDGET} bytes in one request; dropping the rest");
-                    }
-                    return take as usize;
-                }
-                Err(now) => left = now,
-            }
-        }
     }
 }
 
@@ -126,8 +189,7 @@ impl AsyncWrite for LineWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let allowed = self.take_budget(buf.len());
-        for &b in &buf[..allowed] {
+        for &b in buf {
             if b == b'\n' {
                 self.emit();
             } else if self.line.len() < MAX_LINE {
@@ -154,5 +216,41 @@ impl AsyncWrite for LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         self.emit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_text_cannot_forge_a_log_line() {
+        let forged = "ok\nERROR route=\"/bank\" forged\r\n\x1b[2K\u{85}\\n";
+        let safe = log_safe(forged, 1024);
+        assert!(!safe.contains(['\n', '\r', '\x1b', '\u{85}']), "{safe}");
+        assert_eq!(
+            safe,
+            "ok\\nERROR route=\"/bank\" forged\\r\\n\\x1b[2K\\u{85}\\\\n"
+        );
+        let long = log_safe(&"x".repeat(1 << 20), 100);
+        assert!(long.len() < 150 && long.ends_with("more bytes]"), "{long}");
+    }
+
+    #[test]
+    fn lines_past_the_budget_are_counted_not_logged() {
+        let budget = OutputBudget::default();
+        budget.renew();
+        let logged = (0..1000).filter(|_| budget.take_line(2)).count();
+        assert_eq!(logged as u64, MAX_LINES);
+        assert_eq!(
+            budget.0.dropped_lines.load(Ordering::Relaxed),
+            1000 - MAX_LINES
+        );
+        budget.renew();
+        assert!(budget.take_line(10));
+        assert!(
+            !budget.take_line(MAX_BYTES as usize),
+            "one line may not take it all"
+        );
     }
 }

@@ -11,7 +11,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::bindings::{App, AppPre};
-use super::state::{HostState, new_store};
+use super::output::{MAX_FAILURE_TEXT, log_safe};
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
+
+use super::state::{HostState, new_store, open_dirs};
 use crate::config::{DEFAULT_MAX_QUEUE, InstanceModel, Route};
 use crate::http::environ::Concurrency;
 use crate::http::error::Failure;
@@ -31,6 +34,10 @@ pub struct Instance {
 pub struct Lease {
     /// The instance.
     pub instance: Instance,
+    /// When the request's `timeout` runs out: counted from the moment it got its permit,
+    /// so a new instance's start-up (a core module's `start` function, `_initialize`) is
+    /// part of it.
+    pub deadline: tokio::time::Instant,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -39,6 +46,7 @@ pub struct Lease {
 /// outright while a slot may free up soon.
 pub struct Pool {
     pre: AppPre<HostState>,
+    dirs: WasiFilesystemCtx,
     stats: Arc<RouteStats>,
     route: Arc<Route>,
     permits: Arc<Semaphore>,
@@ -52,9 +60,15 @@ struct Idle {
 }
 
 impl Pool {
-    /// A pool over a prepared component. Warm pools start a task that drops instances
-    /// idle for longer than the route's `idle-timeout`; it ends with the pool.
-    pub fn new(pre: AppPre<HostState>, route: Arc<Route>, stats: Arc<RouteStats>) -> Self {
+    /// A pool over a prepared component, with the route's directories opened. Warm pools
+    /// start a task that drops instances idle for longer than the route's `idle-timeout`;
+    /// it ends with the pool.
+    pub fn new(
+        pre: AppPre<HostState>,
+        route: Arc<Route>,
+        stats: Arc<RouteStats>,
+    ) -> anyhow::Result<Self> {
+        let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
         let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
         if route.limits.instances == InstanceModel::Warm {
             let weak = Arc::downgrade(&idle);
@@ -78,14 +92,15 @@ impl Pool {
                 }
             });
         }
-        Pool {
+        Ok(Pool {
             pre,
+            dirs,
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,
             queued: AtomicUsize::new(0),
             idle,
-        }
+        })
     }
 
     /// What the environ's wsgi.multithread/multiprocess/run_once say about this pool.
@@ -98,7 +113,8 @@ impl Pool {
     }
 
     /// An instance for one request: waits (up to `queue-timeout`, in a queue of at most
-    /// [`DEFAULT_MAX_QUEUE`]) while `max-concurrency` instances are busy.
+    /// [`DEFAULT_MAX_QUEUE`]) while `max-concurrency` instances are busy; then a warm one,
+    /// or a new one instantiated within the request's `timeout`.
     pub async fn get(&self) -> Result<Lease, Failure> {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
@@ -126,19 +142,26 @@ impl Pool {
                 }
             }
         };
+        let deadline = tokio::time::Instant::now() + self.route.limits.timeout;
         let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let instance = match warm {
             Some(idle) => idle.instance,
-            None => self.instantiate().await?,
+            // The store yields at every epoch tick, so a start function that spins is
+            // dropped here when the time is up.
+            None => match tokio::time::timeout_at(deadline, self.instantiate()).await {
+                Ok(instance) => instance?,
+                Err(_elapsed) => return Err(Failure::Timeout),
+            },
         };
         Ok(Lease {
             instance,
+            deadline,
             _permit: permit,
         })
     }
 
     async fn instantiate(&self) -> Result<Instance, Failure> {
-        let mut store = new_store(self.pre.engine(), &self.route, &self.stats)
+        let mut store = new_store(self.pre.engine(), &self.route, &self.dirs, &self.stats)
             .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
         let app = self.pre.instantiate_async(&mut store).await.map_err(|e| {
             if e.is::<wasmtime::PoolConcurrencyLimitError>() {
@@ -146,7 +169,7 @@ impl Pool {
                 // that passes, like a full queue (hyper-pitfalls: 503, not 500).
                 Failure::Unavailable(format!("the instance pool is exhausted: {e}"))
             } else {
-                Failure::Internal(format!("instantiating: {e:?}"))
+                Failure::Internal(log_safe(&format!("instantiating: {e:?}"), MAX_FAILURE_TEXT))
             }
         })?;
         self.stats.instance(InstanceEvent::Created);
@@ -164,6 +187,7 @@ impl Pool {
         let Lease {
             mut instance,
             _permit,
+            ..
         } = lease;
         instance.served += 1;
         let warm = self.route.limits.instances == InstanceModel::Warm;

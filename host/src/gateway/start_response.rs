@@ -18,6 +18,7 @@ use http::{Response, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::WsgiError;
+use super::output::{MAX_EXC_INFO, log_safe};
 use crate::http::body::ResponseBody;
 use crate::http::close::CloseRequest;
 use crate::http::error::Failure;
@@ -33,6 +34,15 @@ pub type Outcome = Result<Response<ResponseBody>, Failure>;
 
 /// How many body chunks may wait between the guest and hyper: one in flight, one queued.
 const BODY_CHANNEL_DEPTH: usize = 1;
+
+/// The most header lines one response may have. hyper's `HeaderMap` panics past 24,576
+/// names, and no real application comes near this (a Django page sends about ten).
+pub const MAX_RESPONSE_HEADERS: usize = 256;
+/// The most bytes a response's status line and headers may take (names, values and
+/// separators), as for a request's `max-header-size`.
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 << 10;
+/// How much of a guest's status or header name an error message quotes.
+const QUOTE_MAX: usize = 64;
 
 /// A validated status line and headers, not yet sent.
 #[derive(Debug, Clone)]
@@ -290,8 +300,16 @@ fn is_field_byte(b: u8) -> bool {
     b == b'\t' || (b >= 0x20 && b != 0x7f)
 }
 
+/// `text` for an error message: at most [`QUOTE_MAX`] characters, debug-escaped.
+fn quote(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_MAX) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
 fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiError> {
-    let bad_status = |why: &str| WsgiError::InvalidStatus(format!("{status:?}: {why}"));
+    let bad_status = |why: &str| WsgiError::InvalidStatus(format!("{}: {why}", quote(status)));
     let bytes = status.as_bytes();
     if bytes.len() < 4 || !bytes[..3].iter().all(u8::is_ascii_digit) || bytes[3] != b' ' {
         return Err(bad_status(
@@ -319,10 +337,27 @@ fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiEr
         )
     };
 
+    if headers.len() > MAX_RESPONSE_HEADERS {
+        return Err(WsgiError::InvalidHeader(format!(
+            "{} headers: a response may have at most {MAX_RESPONSE_HEADERS}",
+            headers.len()
+        )));
+    }
+    let size = status.len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 4)
+            .sum::<usize>();
+    if size > MAX_RESPONSE_HEAD_BYTES {
+        return Err(WsgiError::InvalidHeader(format!(
+            "{size} bytes of status and headers: a response head may take at most {MAX_RESPONSE_HEAD_BYTES}"
+        )));
+    }
+    // Both bounded above: the server's own Date and Server, and the guest's lines.
     let mut map = HeaderMap::with_capacity(headers.len() + 2);
     let mut content_length: Option<u64> = None;
     for (name, value) in headers {
-        let bad = |why: &str| WsgiError::InvalidHeader(format!("{name:?}: {why}"));
+        let bad = |why: &str| WsgiError::InvalidHeader(format!("{}: {why}", quote(&name)));
         if name.is_empty() || !name.chars().all(is_tchar) {
             return Err(bad(
                 "a header name must be a token (letters, digits and !#$%&'*+-.^_`|~)",
@@ -374,13 +409,19 @@ impl super::bindings::HostStartResponse for super::state::HostState {
         exc_info: Option<String>,
     ) -> wasmtime::Result<Result<(), WsgiError>> {
         let id = self.table().get(&this)?.exchange;
+        if let Some(exc_info) = &exc_info
+            && self.output().take_line(exc_info.len().min(MAX_EXC_INFO))
+        {
+            tracing::warn!(
+                exc_info = %log_safe(exc_info, MAX_EXC_INFO),
+                status = %log_safe(&status, QUOTE_MAX),
+                "application called start_response with exc_info"
+            );
+        }
         let exchange = match self.exchange_for(id) {
             Ok(exchange) => exchange,
             Err(e) => return Ok(Err(e)),
         };
-        if let Some(exc_info) = &exc_info {
-            tracing::warn!(exc_info = %exc_info, status = %status, "application called start_response with exc_info");
-        }
         Ok(exchange
             .response
             .start(&status, headers, exc_info.as_deref()))
@@ -418,6 +459,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// A guest's header list is bounded before anything is allocated for it: 30,000 names
+    /// made `HeaderMap::with_capacity` panic in the host.
+    #[test]
+    fn header_count_and_size_are_bounded() {
+        let many: Vec<(String, String)> = (0..30_000)
+            .map(|i| (format!("X-{i}"), "v".to_string()))
+            .collect();
+        let Err(WsgiError::InvalidHeader(why)) = validate("200 OK", many) else {
+            panic!("30,000 headers accepted");
+        };
+        assert!(why.contains("at most 256"), "{why}");
+        let at_limit: Vec<(String, String)> = (0..MAX_RESPONSE_HEADERS)
+            .map(|i| (format!("X-{i}"), "v".to_string()))
+            .collect();
+        assert!(validate("200 OK", at_limit).is_ok());
+        let big = vec![("X-Big".to_string(), "v".repeat(MAX_RESPONSE_HEAD_BYTES))];
+        assert!(matches!(
+            validate("200 OK", big),
+            Err(WsgiError::InvalidHeader(_))
+        ));
+        // The message quotes a bounded part of what the guest sent.
+        let long_name = vec![("N".repeat(1 << 20), "\r".to_string())];
+        let Err(WsgiError::InvalidHeader(why)) = validate("200 OK", long_name) else {
+            panic!("a CR accepted");
+        };
+        assert!(why.len() < 300, "{} bytes", why.len());
     }
 
     #[test]

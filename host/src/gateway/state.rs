@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::WsgiError;
 use super::input::RequestBody;
-use super::limits::CountingLimiter;
+use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES};
 use super::output::{GuestOutput, OutputBudget};
 use super::start_response::ResponseWriter;
 use crate::config::Route;
@@ -65,6 +66,11 @@ impl HostState {
         self.exchanges
     }
 
+    /// What the instance may still log in this request.
+    pub fn output(&self) -> &OutputBudget {
+        &self.output
+    }
+
     /// Ends the current exchange, returning it.
     pub fn end(&mut self) -> Option<Exchange> {
         self.exchange.take()
@@ -87,12 +93,24 @@ impl HostState {
     }
 }
 
-/// A store with the route's sandbox: its env and read-only dirs and nothing else of the host
-/// (no inherited environment, no network: every socket call and name lookup is refused),
-/// guest output to the log, and the route's memory limit.
+/// A route's directories, opened once (at start-up, and again on reload) and shared by all
+/// its instances: a symlink swapped in for a directory later changes nothing.
+pub(super) fn open_dirs(route: &Route) -> wasmtime::Result<WasiFilesystemCtx> {
+    let mut wasi = WasiCtx::builder();
+    for (guest, host) in &route.dirs {
+        wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+    }
+    Ok(wasi.build().filesystem().clone())
+}
+
+/// A store with the route's sandbox: its env and read-only dirs (`dirs`, from [`open_dirs`])
+/// and nothing else of the host (no inherited environment, no network: every socket call
+/// and name lookup is refused), guest output to the log, and the limits of
+/// [`super::limits`].
 pub(super) fn new_store(
     engine: &Engine,
     route: &Route,
+    dirs: &WasiFilesystemCtx,
     stats: &Arc<RouteStats>,
 ) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
@@ -104,14 +122,16 @@ pub(super) fn new_store(
         .allow_tcp(false)
         .allow_udp(false)
         // wasmtime-wasi's default address check refuses every bind and connect too.
-        .allow_ip_name_lookup(false);
-    for (guest, host) in &route.dirs {
-        wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
-    }
+        .allow_ip_name_lookup(false)
+        .max_random_size(MAX_RANDOM_BYTES);
+    let mut wasi = wasi.build();
+    *wasi.filesystem() = dirs.clone();
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_RESOURCES);
     let limits = CountingLimiter::new(route, stats);
     let state = HostState {
-        table: ResourceTable::new(),
-        wasi: wasi.build(),
+        table,
+        wasi,
         limits,
         exchange: None,
         exchanges: 0,
@@ -119,6 +139,7 @@ pub(super) fn new_store(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
+    store.set_max_component_handles(MAX_COMPONENT_HANDLES);
     // Guests yield to tokio at every epoch tick, so a busy guest never holds a worker
     // thread; the wall-clock timeout around the call is what stops it.
     store.set_epoch_deadline(1);

@@ -28,6 +28,21 @@ pub struct ResponseBody {
     aborting: bool,
     /// What to settle when the response has ended.
     ending: Option<Ending>,
+    /// Who is told when a frame is handed to hyper, and when hyper comes back for more;
+    /// `true` while a frame is out.
+    flow: Option<(Arc<dyn Flow>, bool)>,
+}
+
+/// Told when hyper takes a frame of a response body (`owed`: the frame now waits for the
+/// client to take it) and when hyper comes back for the next one or drops the body (`paid`).
+/// hyper asks for the next frame only once it could send the last, so a body that stays
+/// owed is a client that stopped taking data: over HTTP/2 one that keeps its flow-control
+/// window shut (RFC 9113 §5.2) never makes the socket block, and only this shows it.
+pub trait Flow: Send + Sync {
+    /// A frame went to hyper.
+    fn owed(&self);
+    /// hyper came back for more, or is done with the body.
+    fn paid(&self);
 }
 
 /// What happens when a response has ended — sent, cut off, or abandoned by hyper: the
@@ -63,6 +78,7 @@ impl ResponseBody {
             stream: None,
             aborting: false,
             ending: None,
+            flow: None,
         }
     }
 
@@ -78,6 +94,7 @@ impl ResponseBody {
             stream: Some((rx, complete)),
             aborting: false,
             ending: None,
+            flow: None,
         }
     }
 
@@ -87,11 +104,36 @@ impl ResponseBody {
         self
     }
 
+    /// Tells `flow` when frames go out and when hyper comes back for more.
+    pub fn flow(mut self, flow: Arc<dyn Flow>) -> Self {
+        self.flow = Some((flow, false));
+        self
+    }
+
     fn sent(&mut self, chunk: Bytes) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
         if let Some(ending) = &mut self.ending {
             ending.bytes += chunk.len() as u64;
         }
+        if let Some((flow, out)) = &mut self.flow {
+            flow.owed();
+            *out = true;
+        }
         Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    /// hyper is back for more (or done): the frame that was out is paid for.
+    fn settle_flow(&mut self) {
+        if let Some((flow, out)) = &mut self.flow
+            && std::mem::take(out)
+        {
+            flow.paid();
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.settle_flow();
     }
 }
 
@@ -103,6 +145,7 @@ impl Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyAborted>>> {
+        self.settle_flow();
         if let Some(first) = self.first.take() {
             return self.sent(first);
         }

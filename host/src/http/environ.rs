@@ -55,7 +55,7 @@ pub struct TlsInfo {
 pub struct ClientCert {
     /// The subject as cheroot's builtin adapter spells it: the attributes in certificate
     /// order (most general first), `NAME=value` joined by commas, e.g.
-    /// `"C=US,O=Example,CN=alice"`.
+    /// `"C=US,O=Example,CN=alice"`, values escaped as RFC 4514 §2.4 says (`CN=a\,O\=b`).
     pub subject_dn: String,
     /// The leaf certificate as PEM, 64-column lines, no trailing newline (as cheroot).
     pub pem: String,

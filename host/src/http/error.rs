@@ -162,5 +162,10 @@ pub const REQUEST_TIMEOUT_RESPONSE: &[u8] =
 /// hyper's parser lets through, RFC 9112 §2.2 allowing it).
 pub const BARE_LF_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 30\r\nConnection: close\r\n\r\nHTTP requires CRLF terminators";
 
+/// The answer to a request line with a `#` or a control byte (RFC 9112 §3.2: a
+/// request-target carries no fragment; the `http` crate would drop it silently), written
+/// before hyper parses the head, as [`BARE_LF_RESPONSE`] is.
+pub const BAD_REQUEST_LINE_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 72\r\nConnection: close\r\n\r\nThe request-target must not contain a fragment (#) or control characters";
+
 /// cheroot's exact answer to plain HTTP on a TLS port (Content-Type first, body 85 bytes).
 pub const PLAIN_HTTP_RESPONSE: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 85\r\nConnection: close\r\n\r\nThe client sent a plain HTTP request, but this server only speaks HTTPS on this port.";

@@ -1,11 +1,15 @@
 //! Checks on a request's head that hyper leaves to the server, made before routing.
 //!
 //! hyper parses HTTP/1 strictly but lets through several shapes that RFC 9112 says a server
-//! must refuse: a missing, repeated or malformed
-//! Host; transfer codings other than chunked; CONNECT, which a 2xx would turn into a tunnel.
-//! Each becomes a [`Failure`] here; the status is decided in [`super::error`].
+//! must refuse: a request-target in none of the four forms of RFC 9112 §3.2 (`GET hello`,
+//! which hyper reads as an authority), or with bytes outside ASCII; a missing, repeated or
+//! malformed Host; transfer codings other than chunked; CONNECT, which a 2xx would turn into
+//! a tunnel. Each becomes a [`Failure`] here; the status is decided in [`super::error`]. A
+//! `#` or a control byte in an HTTP/1 request line cannot be seen here (the `http` crate drops
+//! a fragment silently): [`super::framing`] refuses those in the raw bytes.
 
 use http::request::Parts;
+use http::uri::Scheme;
 use http::{Method, Version, header};
 
 use super::error::Failure;
@@ -27,8 +31,59 @@ pub fn check(parts: &Parts, limits: &HttpLimits) -> Result<(), Failure> {
     if target > limits.max_uri_length {
         return Err(Failure::UriTooLong);
     }
+    check_target(parts)?;
     check_host(parts)?;
     check_transfer_encoding(parts)
+}
+
+/// RFC 9112 §3.2: the request-target is in origin-form (`/path?query`), absolute-form
+/// (`http://host/path`, §3.2.2), authority-form (CONNECT only, §3.2.3; CONNECT is refused
+/// before this) or asterisk-form (`*`, OPTIONS only, §3.2.4); anything else is a 400
+/// (§3). HTTP/2 always carries a scheme and an authority of its own (RFC 9113 §8.3.1), so
+/// only its `:path` is checked: `/...`, or `*` for OPTIONS. In every version the path and
+/// query must be ASCII (RFC 3986 §2: other bytes are percent-encoded); raw UTF-8 would reach
+/// the application as Latin-1 mojibake and is read differently by different servers.
+fn check_target(parts: &Parts) -> Result<(), Failure> {
+    let uri = &parts.uri;
+    let path = uri.path();
+    // As sent (`path()` reads an empty path as `/`: `GET ?x` would pass for `GET /?x`).
+    let raw = uri.path_and_query().map_or("", |pq| pq.as_str());
+    let mut absolute = false;
+    if parts.version < Version::HTTP_2 {
+        if let Some(scheme) = uri.scheme() {
+            let web = *scheme == Scheme::HTTP || *scheme == Scheme::HTTPS;
+            let host = uri
+                .authority()
+                .is_some_and(|a| valid_host(a.as_str().as_bytes()));
+            if !web || !host {
+                return Err(Failure::BadRequest(
+                    "an absolute request-target must be http:// or https:// with a host",
+                ));
+            }
+            absolute = true;
+        } else if uri.authority().is_some() {
+            return Err(Failure::BadRequest(
+                "the request-target must start with `/` (authority-form is for CONNECT only)",
+            ));
+        }
+    }
+    if raw == "*" {
+        if parts.method != Method::OPTIONS {
+            return Err(Failure::BadRequest(
+                "the request-target `*` is for OPTIONS only",
+            ));
+        }
+    } else if !absolute && !raw.starts_with('/') {
+        return Err(Failure::BadRequest(
+            "the request-target must start with `/`",
+        ));
+    }
+    if !path.is_ascii() || !uri.query().is_none_or(str::is_ascii) {
+        return Err(Failure::BadRequest(
+            "the request-target must be ASCII: percent-encode other bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 9112 §3.2: an HTTP/1.1 request has exactly one valid Host; any request that has one
@@ -209,5 +264,63 @@ mod tests {
                 .header("transfer-encoding", "chunked")
         }));
         assert!(matches!(two, Err(Failure::BadRequest(_))));
+    }
+
+    #[test]
+    fn request_targets_have_one_of_the_four_forms() {
+        let target = |method: &str, uri: &str, version: Version| {
+            check_default(&parts(|b| {
+                b.method(method)
+                    .uri(uri)
+                    .version(version)
+                    .header("host", "x")
+            }))
+        };
+        let h1 = Version::HTTP_11;
+        for (method, uri) in [
+            ("GET", "/"),
+            ("GET", "/a/b?c=d&e=%C3%A9"),
+            ("GET", "//double"),
+            ("GET", "http://x/a?b"),
+            ("GET", "HTTPS://x:8443"),
+            ("GET", "http://x?q"),
+            ("OPTIONS", "*"),
+            ("OPTIONS", "/"),
+        ] {
+            assert!(target(method, uri, h1).is_ok(), "{method} {uri}");
+        }
+        for (method, uri) in [
+            ("GET", "hello"),
+            ("GET", "hello:80"),
+            ("GET", "*"),
+            ("POST", "*"),
+            ("GET", "ftp://x/"),
+            ("GET", "http://user@x/"),
+            ("GET", "/caf\u{e9}"),
+            ("GET", "/a?q=caf\u{e9}"),
+        ] {
+            assert!(
+                matches!(target(method, uri, h1), Err(Failure::BadRequest(_))),
+                "{method} {uri}"
+            );
+        }
+        // HTTP/2: a scheme and authority always; `:path` is checked.
+        let h2 = Version::HTTP_2;
+        assert!(target("GET", "https://x/a", h2).is_ok());
+        let h2_path = |method: &str, path: &'static str| {
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(Scheme::HTTPS);
+            uri.authority = Some(http::uri::Authority::from_static("x"));
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static(path));
+            let uri = http::Uri::from_parts(uri).unwrap();
+            check_default(&parts(|b| b.method(method).uri(uri).version(h2)))
+        };
+        assert!(h2_path("OPTIONS", "*").is_ok());
+        assert!(matches!(h2_path("GET", "*"), Err(Failure::BadRequest(_))));
+        assert!(matches!(h2_path("GET", "?x"), Err(Failure::BadRequest(_))));
+        assert!(matches!(
+            target("GET", "https://x/caf\u{e9}", h2),
+            Err(Failure::BadRequest(_))
+        ));
     }
 }

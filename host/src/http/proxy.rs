@@ -1,20 +1,25 @@
 //! Behind a load balancer: who the client is, when — and only when — the peer is a proxy
 //! the operator trusts (`[server] trusted-proxies`).
 //!
-//! From a trusted peer, `Forwarded` (RFC 7239) or else `X-Forwarded-For`/`-Proto`/`-Host`
-//! set the client address (REMOTE_ADDR), the scheme (wsgi.url_scheme) and the host used for
-//! routing (SERVER_NAME, HTTP_HOST). The client is the right-most address that is not itself
-//! a trusted proxy: everything left of it was written by parties nobody vouches for, so a
-//! client cannot spoof its way in by sending the headers itself. From any other peer the
-//! headers change nothing (the application still sees them as `HTTP_*` keys). Values that
-//! do not parse (an obfuscated `for`, a scheme other than http/https, a malformed host) are
+//! From a trusted peer, the one header family the operator names (`[server]
+//! forwarded-header`: `X-Forwarded-For`/`-Proto`/`-Host` by default, or `Forwarded`, RFC
+//! 7239) sets the client address (REMOTE_ADDR), the scheme (wsgi.url_scheme) and the host
+//! used for routing (SERVER_NAME, HTTP_HOST). Only that family: a proxy appends to (or
+//! replaces) its own family's headers and passes the other family through untouched, so
+//! those are the client's own words — believing them, or falling back to them when the
+//! named family is absent, would let any client choose its address and host (RFC 7239 §8.1).
+//! Within the family, the client is the right-most address that is not itself a trusted
+//! proxy: everything left of it was written by parties nobody vouches for, so a client cannot
+//! spoof its way in by sending the headers itself. From any other peer the headers change
+//! nothing (the application still sees every one of them as `HTTP_*` keys). Values that do
+//! not parse (an obfuscated `for`, a scheme other than http/https, a malformed host) are
 //! ignored, never an error. Pure: table-tested below.
 
 use std::net::IpAddr;
 
 use http::HeaderMap;
 
-use crate::config::TrustedProxies;
+use crate::config::{ForwardedHeader, TrustedProxies};
 
 /// What a trusted proxy says about the request.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -27,15 +32,18 @@ pub struct Forwarded {
     pub host: Option<String>,
 }
 
-/// What the headers say, if `peer` is trusted (`None`: a UNIX-socket peer); `None` otherwise.
+/// What the headers of `family` say, if `peer` is trusted (`None`: a UNIX-socket peer);
+/// `None` otherwise. The other family's headers are never read.
 pub fn resolve(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     trusted: &TrustedProxies,
+    family: ForwardedHeader,
 ) -> Option<Forwarded> {
     if !trusted.trusts_peer(peer) {
         return None;
     }
+    // RFC 9110 §5.3: several lines of one field are one comma-separated list.
     let joined = |name: &str| {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -44,22 +52,28 @@ pub fn resolve(
             .collect();
         (!values.is_empty()).then(|| values.join(","))
     };
-    if let Some(forwarded) = joined("forwarded") {
-        return Some(rfc7239(&forwarded, trusted));
+    if family == ForwardedHeader::Forwarded {
+        return Some(
+            joined("forwarded")
+                .map(|forwarded| rfc7239(&forwarded, trusted))
+                .unwrap_or_default(),
+        );
     }
     let last =
         |name: &str| joined(name).and_then(|v| v.rsplit(',').next().map(|s| s.trim().to_string()));
     Some(Forwarded {
         client: joined("x-forwarded-for").and_then(|list| {
             let chain: Vec<Option<&str>> = list.split(',').map(|s| Some(s.trim())).collect();
-            hop(&chain, trusted).and_then(|i| chain[i].and_then(node_ip))
+            hop(&chain, trusted)
+                .and_then(|i| chain.get(i).copied().flatten())
+                .and_then(node_ip)
         }),
         scheme: last("x-forwarded-proto").and_then(|p| scheme(&p)),
         host: last("x-forwarded-host").filter(|h| super::protocol::valid_host(h.as_bytes())),
     })
 }
 
-/// RFC 7239: comma-separated elements of `;`-separated `key=value` pairs.
+/// RFC 7239 §4: comma-separated elements of `;`-separated `key=value` pairs.
 fn rfc7239(value: &str, trusted: &TrustedProxies) -> Forwarded {
     let elements: Vec<Vec<(String, String)>> = value
         .split(',')
@@ -85,13 +99,13 @@ fn rfc7239(value: &str, trusted: &TrustedProxies) -> Forwarded {
     // The element of the right-most untrusted hop; all of it comes from the same hop.
     let fors: Vec<Option<String>> = elements.iter().map(|e| get(e, "for")).collect();
     let chain: Vec<Option<&str>> = fors.iter().map(|f| f.as_deref()).collect();
-    let chosen = hop(&chain, trusted);
-    let Some(index) = chosen else {
+    let Some((element, node)) =
+        hop(&chain, trusted).and_then(|i| Some((elements.get(i)?, fors.get(i)?)))
+    else {
         return Forwarded::default();
     };
-    let element = &elements[index];
     Forwarded {
-        client: fors[index].as_deref().and_then(node_ip),
+        client: node.as_deref().and_then(node_ip),
         scheme: get(element, "proto").and_then(|p| scheme(&p)),
         host: get(element, "host").filter(|h| super::protocol::valid_host(h.as_bytes())),
     }
@@ -100,8 +114,8 @@ fn rfc7239(value: &str, trusted: &TrustedProxies) -> Forwarded {
 /// The index of the right-most hop that is not a trusted proxy (the left-most hop when all
 /// are trusted); `None` when the chain is empty.
 fn hop(chain: &[Option<&str>], trusted: &TrustedProxies) -> Option<usize> {
-    let untrusted = (0..chain.len()).rev().find(|&i| {
-        !chain[i]
+    let untrusted = chain.iter().rposition(|node| {
+        !node
             .and_then(node_ip)
             .is_some_and(|ip| trusted.contains(ip))
     });
@@ -151,6 +165,9 @@ mod tests {
         s.parse().unwrap()
     }
 
+    const X: ForwardedHeader = ForwardedHeader::XForwarded;
+    const RFC: ForwardedHeader = ForwardedHeader::Forwarded;
+
     #[test]
     fn networks() {
         let t = trusted(&["10.0.0.0/8", "127.0.0.1", "fd00::/8"]);
@@ -179,12 +196,12 @@ mod tests {
             ("x-forwarded-host", "shop.example.com"),
         ]);
         assert_eq!(
-            resolve(&h, Some(ip("192.0.2.1")), &t),
+            resolve(&h, Some(ip("192.0.2.1")), &t, X),
             None,
             "untrusted peer"
         );
         assert_eq!(
-            resolve(&h, Some(ip("10.0.0.5")), &t),
+            resolve(&h, Some(ip("10.0.0.5")), &t, X),
             Some(Forwarded {
                 client: Some(ip("203.0.113.7")),
                 scheme: Some("https"),
@@ -192,7 +209,7 @@ mod tests {
             })
         );
         assert_eq!(
-            resolve(&h, Some(ip("10.0.0.5")), &TrustedProxies::default()),
+            resolve(&h, Some(ip("10.0.0.5")), &TrustedProxies::default(), X),
             None
         );
     }
@@ -236,13 +253,15 @@ mod tests {
             (vec![("forwarded", "for=unknown")], None),
         ];
         for (pairs, want) in cases {
-            let got = resolve(&headers(&pairs), Some(ip("10.0.0.1")), &t).unwrap();
+            let family = if pairs[0].0 == "forwarded" { RFC } else { X };
+            let got = resolve(&headers(&pairs), Some(ip("10.0.0.1")), &t, family).unwrap();
             assert_eq!(got.client, want.map(ip), "{pairs:?}");
         }
         let f = resolve(
             &headers(&[("forwarded", "for=1.2.3.4;proto=ftp;host=\"a b\", for=203.0.113.9;proto=HTTPS;host=shop.test:8443")]),
             Some(ip("10.0.0.1")),
             &t,
+            RFC,
         )
         .unwrap();
         assert_eq!(
@@ -253,8 +272,48 @@ mod tests {
             &headers(&[("x-forwarded-proto", "gopher"), ("x-forwarded-host", "a/b")]),
             Some(ip("10.0.0.1")),
             &t,
+            X,
         )
         .unwrap();
         assert_eq!(bad, Forwarded::default(), "bad values are ignored");
+    }
+
+    #[test]
+    fn only_the_configured_family_is_believed() {
+        let t = trusted(&["127.0.0.1"]);
+        let peer = Some(ip("127.0.0.1"));
+        // ingress-nginx appends the client's address to X-Forwarded-For and passes the
+        // client's own Forwarded through untouched.
+        let both = headers(&[
+            ("forwarded", "for=1.2.3.4;proto=https;host=evil.test"),
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "shop.example.com"),
+        ]);
+        assert_eq!(
+            resolve(&both, peer, &t, X),
+            Some(Forwarded {
+                client: Some(ip("203.0.113.7")),
+                scheme: Some("http"),
+                host: Some("shop.example.com".into()),
+            }),
+            "Forwarded is the client's word behind an X-Forwarded proxy"
+        );
+        assert_eq!(
+            resolve(&both, peer, &t, RFC),
+            Some(Forwarded {
+                client: Some(ip("1.2.3.4")),
+                scheme: Some("https"),
+                host: Some("evil.test".into()),
+            })
+        );
+        // No fallback: the configured family missing means nothing is forwarded.
+        let only_rfc = headers(&[("forwarded", "for=1.2.3.4;host=evil.test")]);
+        assert_eq!(resolve(&only_rfc, peer, &t, X), Some(Forwarded::default()));
+        let only_x = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-host", "evil.test"),
+        ]);
+        assert_eq!(resolve(&only_x, peer, &t, RFC), Some(Forwarded::default()));
     }
 }

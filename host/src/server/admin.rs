@@ -2,20 +2,36 @@
 //! text), on an address of its own, never the public one (loopback unless the operator says
 //! otherwise), so tenants' clients cannot read other tenants' figures.
 //!
-//! Owns only the HTTP side; the figures are [`crate::http::stats`].
+//! Owns only the HTTP side; the figures are [`crate::http::stats`]. The listener is bounded
+//! like the public one, so that no client can hurt the server through it: at most
+//! [`MAX_ADMIN_CONNECTIONS`] at once (more wait in the kernel's listen backlog), HTTP/1.1
+//! only, and a request head must arrive within the server's `header-timeout`, never more
+//! than [`ADMIN_HEADER_TIMEOUT`] (hyper's own header timeout: a slow or silent client is
+//! cut off, and an idle keep-alive connection closed).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use super::site::Live;
+
+/// Admin connections served at once; more wait in the listen backlog. A prober and a metrics
+/// scraper need a few; the bound keeps a client that opens many from holding memory and
+/// file descriptors without end.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+
+/// The longest an admin client may take to send a request head, or leave a keep-alive
+/// connection idle: the server's `header-timeout` when that is shorter.
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the admin service reads.
 pub struct Admin {
@@ -82,14 +98,28 @@ impl Admin {
 
 /// Serves the admin endpoints on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let slots = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
+        // A free slot before the next accept: beyond the limit, clients wait in the backlog.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let timeout = admin
+            .live
+            .get()
+            .server
+            .http
+            .header_timeout
+            .min(ADMIN_HEADER_TIMEOUT);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
         let admin = admin.clone();
-        let builder = builder.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let response = admin.answer(&req);
@@ -98,6 +128,7 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
             let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }

@@ -34,29 +34,90 @@ use super::tls::{DEFAULT_HANDSHAKE_TIMEOUT, Handshake};
 use crate::config::HttpLimits;
 use crate::http::close::CloseRequest;
 use crate::http::environ::Connection;
-use crate::http::error::{BARE_LF_RESPONSE, REQUEST_TIMEOUT_RESPONSE};
+use crate::http::error::REQUEST_TIMEOUT_RESPONSE;
 use crate::http::framing::Framing;
 
-/// Requests of one connection whose responses have not ended yet.
-#[derive(Debug, Default)]
+/// Requests of one connection whose responses have not ended yet, and whether the client
+/// is taking what they send.
+#[derive(Debug)]
 pub struct Activity {
     in_flight: AtomicUsize,
     /// Bumped each time the connection becomes idle (no response in flight).
     idle_epoch: AtomicU64,
     /// The connection has idled for header-timeout: close it gracefully (an HTTP/2 GOAWAY).
     expired: tokio::sync::Notify,
+    /// A request began on an idle connection: the stall watch has something to watch.
+    begun: tokio::sync::Notify,
+    /// Response frames handed to hyper that the client has not taken yet.
+    owed: AtomicUsize,
+    /// When a frame was last taken, or became owed with none owed before (ms since `born`).
+    progress: AtomicU64,
+    born: Instant,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            idle_epoch: AtomicU64::new(0),
+            expired: tokio::sync::Notify::new(),
+            begun: tokio::sync::Notify::new(),
+            owed: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
+            born: Instant::now(),
+        }
+    }
 }
 
 impl Activity {
     /// A request's head has arrived; it is in flight until the guard is dropped (with its
     /// response, or with the request if hyper gives up on it first).
     pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.begun.notify_one();
+        }
         InFlight(self.clone())
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Resolves when responses are in flight, frames of theirs are owed, and the client has
+    /// taken none for `timeout`: over HTTP/2 a client can keep its window shut without ever
+    /// making a write block, so this is where `write-timeout` sees it.
+    async fn stalled(&self, timeout: Duration) {
+        let every = (timeout / 4).max(Duration::from_millis(50));
+        loop {
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                self.begun.notified().await;
+                continue;
+            }
+            tokio::time::sleep(every).await;
+            let since = self
+                .now()
+                .saturating_sub(self.progress.load(Ordering::SeqCst));
+            if self.owed.load(Ordering::SeqCst) > 0 && Duration::from_millis(since) >= timeout {
+                return;
+            }
+        }
     }
 
     fn idle(&self) -> Option<u64> {
         (self.in_flight.load(Ordering::SeqCst) == 0).then(|| self.idle_epoch.load(Ordering::SeqCst))
+    }
+}
+
+impl crate::http::body::Flow for Activity {
+    fn owed(&self) {
+        if self.owed.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.progress.store(self.now(), Ordering::SeqCst);
+        }
+    }
+
+    fn paid(&self) {
+        self.owed.fetch_sub(1, Ordering::SeqCst);
+        self.progress.store(self.now(), Ordering::SeqCst);
     }
 }
 
@@ -150,12 +211,13 @@ async fn run<IO>(
         // Counted when hyper takes the request, before its future is first polled: HTTP/2
         // goes on reading the connection meanwhile, and must not look idle.
         let in_flight = requests.begin();
+        let flow: Arc<dyn crate::http::body::Flow> = requests.clone();
         let site = live.get();
         let connection = connection.clone();
         let close = close_handle.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
-                super::service::serve(&site, connection, close, in_flight, req).await,
+                super::service::serve(&site, connection, close, in_flight, flow, req).await,
             )
         }
     });
@@ -178,7 +240,15 @@ async fn run<IO>(
         biased;
         () = last => {
             conn.as_mut().graceful_shutdown();
-            conn.await
+            tokio::select! {
+                result = conn => result,
+                () = activity.stalled(http.limits.write_timeout) => Ok(()),
+            }
+        }
+        () = activity.stalled(http.limits.write_timeout) => {
+            // Nothing to finish gracefully: the client is not taking what it asked for.
+            tracing::debug!(?remote, "the client took nothing for write-timeout: closing");
+            return;
         }
         result = conn.as_mut() => result,
     };
@@ -308,9 +378,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
                 if !this.h2 {
                     let checked = this.framing.feed(read);
                     this.h2 = this.framing.is_h2();
-                    if checked.is_err() {
-                        let error =
-                            this.end(cx, (BARE_LF_RESPONSE, 400), "bare LF in a request head");
+                    if let Err(refused) = checked {
+                        let error = this.end(cx, (refused.response(), 400), refused.reason());
                         return Poll::Ready(Err(error));
                     }
                 }

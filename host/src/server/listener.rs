@@ -2,8 +2,10 @@
 //! `--bind`, and the streams they accept.
 //!
 //! Owns the sockets: `HOST:PORT` (IPv4, IPv6; `[::]` is dual-stack, as in cheroot), `unix:PATH`
-//! (a stale socket file is replaced, a live one or a non-socket is refused, the file gets the
-//! configured mode and is removed when the server stops), and `systemd` (every socket
+//! (a stale socket file is replaced, a live one or a non-socket is refused; the socket is
+//! made and given the configured mode in a private directory, then renamed into place, so
+//! it is never reachable with another mode and a symlink at the path is never followed; the
+//! file is removed when the server stops), and `systemd` (every socket
 //! systemd passed with LISTEN_FDS, TCP or UNIX; cheroot only takes fd 3 and assumes IPv4).
 //! `reuse-port` sets SO_REUSEPORT so that several servers can share a port. It does not
 //! speak HTTP or TLS ([`crate::server`]).
@@ -176,6 +178,16 @@ fn tcp_socket(addr: SocketAddr, options: BindOptions) -> io::Result<TcpListener>
 }
 
 fn bind_unix(path: &Path, options: BindOptions) -> anyhow::Result<Listener> {
+    bind_unix_with(path, options, |_| {})
+}
+
+/// [`bind_unix`]; `meanwhile` runs while the new socket waits in its private directory, where
+/// a test plays someone who puts a symlink at the socket path in that window.
+fn bind_unix_with(
+    path: &Path,
+    options: BindOptions,
+    meanwhile: impl FnOnce(&Path),
+) -> anyhow::Result<Listener> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             // Someone answering means a live server; only a refusal means a stale file (not
@@ -203,17 +215,49 @@ fn bind_unix(path: &Path, options: BindOptions) -> anyhow::Result<Listener> {
         ),
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on unix:{}", path.display()))?;
-    if let Some(mode) = options.socket_mode
-        && let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-    {
-        let _ = std::fs::remove_file(path);
-        return Err(anyhow::Error::new(e)
-            .context(format!("cannot set the mode of unix:{}", path.display())));
+    // The socket is made, and given its mode, where nobody else can reach it: a fresh
+    // directory of mode 0700 beside the path (so on the same filesystem), removed on return.
+    // Then rename(2) puts it in place at once: no moment with the umask's mode, and a
+    // symlink someone put at the path meanwhile is replaced, never followed (a chmod of the
+    // path would change whatever file it points to).
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new()
+        .prefix(".cw")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .with_context(|| {
+            format!(
+                "cannot listen on unix:{}: cannot create a private directory in {} (the \
+                 server needs write access to the socket's directory)",
+                path.display(),
+                parent.display()
+            )
+        })?;
+    let staged = private.path().join("s");
+    let listener = UnixListener::bind(&staged).with_context(|| {
+        format!(
+            "cannot listen on unix:{} (the socket is made at {} first: a path that long \
+             may exceed the 107-byte limit of socket paths; choose a shorter one)",
+            path.display(),
+            staged.display()
+        )
+    })?;
+    if let Some(mode) = options.socket_mode {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of unix:{}", path.display()))?;
     }
-    let meta = std::fs::symlink_metadata(path)
+    let meta = std::fs::symlink_metadata(&staged)
         .with_context(|| format!("cannot read back unix:{}", path.display()))?;
+    meanwhile(path);
+    std::fs::rename(&staged, path).with_context(|| {
+        format!(
+            "cannot listen on unix:{}: cannot move the socket into place",
+            path.display()
+        )
+    })?;
     Ok(Listener::Unix {
         listener,
         path: path.to_path_buf(),
@@ -373,6 +417,48 @@ mod tests {
         std::fs::write(&path, "not a socket").unwrap();
         let error = bind_unix(&path, options).unwrap_err().to_string();
         assert!(error.contains("not a socket"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_symlink_put_at_the_socket_path_is_replaced_not_followed() {
+        let dir = std::env::temp_dir().join(format!(
+            "cheroot-wasm-listener-symlink-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "someone else's file").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.join("s.sock");
+        let options = BindOptions {
+            socket_mode: Some(0o600),
+            ..BindOptions::default()
+        };
+        // Between the checks and the socket being in place, someone puts a symlink there.
+        let listener = bind_unix_with(&path, options, |path| {
+            let _ = std::fs::remove_file(path);
+            std::os::unix::fs::symlink(&victim, path).unwrap();
+        })
+        .unwrap();
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&victim), 0o644, "the symlink's target was changed");
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_socket()
+        );
+        assert_eq!(mode(&path), 0o600);
+        std::os::unix::net::UnixStream::connect(&path).expect("the socket answers at its path");
+        // Nothing is left behind but the socket (the private directory is gone).
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["s.sock", "victim"]);
+        drop(listener);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -15,19 +15,21 @@ use hyper::body::Incoming;
 
 use super::site::Site;
 use crate::gateway::{self, Call, RequestBody};
-use crate::http::body::{Ending, ResponseBody};
+use crate::http::body::{Ending, Flow, ResponseBody};
 use crate::http::close::CloseRequest;
 use crate::http::environ::{self, Connection, Mount};
 use crate::http::error::Failure;
 use crate::http::stats::RouteStats;
 
 /// One request, start to head, counted under the route that answered it. `in_flight` is the
-/// connection's guard for this request: held until the response has ended.
+/// connection's guard for this request, held until the response has ended; `flow` hears
+/// when its body's frames go out and are taken.
 pub async fn serve(
     site: &Site,
     connection: Connection,
     close: Arc<CloseRequest>,
     in_flight: impl Send + 'static,
+    flow: Arc<dyn Flow>,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     // The access log's time is the request's arrival; nothing to read when it is off.
@@ -54,7 +56,7 @@ pub async fn serve(
     // When the response has ended: its access-log line, with the bytes that went out, and
     // one response fewer in flight on its connection.
     response.map(|body| {
-        body.ending(Ending::new(move |bytes| {
+        body.flow(flow).ending(Ending::new(move |bytes| {
             if let Some((entry, status)) = log {
                 entry.finish(status, bytes);
             }
@@ -88,9 +90,12 @@ async fn answer(
     }
     // Behind a trusted proxy, the client, scheme and host are the ones it forwards.
     let mut connection = connection;
-    if let Some(forwarded) =
-        crate::http::proxy::resolve(&parts.headers, *client, &site.server.trusted_proxies)
-    {
+    if let Some(forwarded) = crate::http::proxy::resolve(
+        &parts.headers,
+        *client,
+        &site.server.trusted_proxies,
+        site.server.forwarded_header,
+    ) {
         if let Some(ip) = forwarded.client {
             connection.remote = Some(SocketAddr::new(ip, 0));
             *client = Some(ip);

@@ -83,7 +83,13 @@ impl Site {
             let route = Arc::new(route.clone());
             let route_stats = stats.route(&route.display_name());
             targets.push(Arc::new(Target {
-                pool: Pool::new(pre, route.clone(), route_stats.clone()),
+                pool: Pool::new(pre, route.clone(), route_stats.clone()).with_context(|| {
+                    format!(
+                        "{}: route {:?}: opening its dirs",
+                        route.dirs_at.as_ref().unwrap_or(&route.component_at),
+                        route.display_name()
+                    )
+                })?,
                 route,
                 stats: route_stats,
             }));
@@ -144,9 +150,25 @@ fn http_builder(limits: &HttpLimits) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        // A peer that stops answering PINGs is gone: close its connection.
+        .keep_alive_interval(H2_KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEP_ALIVE_TIMEOUT)
+        // What one connection may make the server hold: streams at once, and the data
+        // queued per stream that the client's window does not let out yet.
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_send_buf_size(H2_MAX_SEND_BUFFER);
     builder
 }
+
+/// How long an HTTP/2 connection may be silent before the server PINGs it.
+pub const H2_KEEP_ALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a PING may go unanswered before the connection is closed.
+pub const H2_KEEP_ALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Streams one HTTP/2 connection may have open at once (RFC 9113 §5.1.2).
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Response bytes queued per HTTP/2 stream beyond what the client's window lets out.
+pub const H2_MAX_SEND_BUFFER: usize = 64 << 10;
 
 /// The site being served, and how to replace it.
 pub struct Live {

@@ -228,3 +228,72 @@ async fn requests_refused_before_parsing_are_logged_too() {
         "{lines:?}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_admin_client_is_cut_off() {
+    let server = TestServer::start(
+        &[
+            "[server]\nadmin = \"127.0.0.1:0\"\nheader-timeout = \"300ms\"\n\n".to_string(),
+            route("/", HELLO, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    let admin = server.admin.expect("an admin listener");
+    // Half a head, then nothing (slowloris): the server ends the connection itself
+    // (`raw_until_close` never closes its side).
+    let answer = raw_until_close(admin, b"GET /stats HTTP/1.1\r\nHost: a").await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || text.starts_with("HTTP/1.1 408 "),
+        "{text:?}"
+    );
+    // Nothing at all on a fresh connection, likewise.
+    let answer = raw_until_close(admin, b"").await;
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    assert_eq!(admin_get(&server, "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn admin_connections_beyond_the_limit_wait_in_the_backlog() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(
+        &[
+            "[server]\nadmin = \"127.0.0.1:0\"\n\n".to_string(),
+            route("/", HELLO, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    let admin = server.admin.expect("an admin listener");
+    // 64 clients that have sent half a head (each held until the header timeout).
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Make sure the server has taken all 64: each of them answers once it completes.
+    for stream in &mut held {
+        stream.write_all(b"Host: a\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        read_until(stream, &mut got, b"ok\n").await;
+    }
+    let mut extra = tokio::net::TcpStream::connect(admin).await.unwrap();
+    extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let early = tokio::time::timeout(Duration::from_millis(300), extra.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond the admin connection limit");
+    drop(held.pop());
+    let n = tokio::time::timeout(READ_TIMEOUT, extra.read(&mut buf))
+        .await
+        .expect("served once a slot freed")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+}

@@ -171,9 +171,14 @@ async fn virtual_hosts_route_before_paths() {
 const FORWARDED: &str = "GET /who HTTP/1.1\r\nHost: lb.internal\r\nX-Forwarded-For: 198.51.100.1, 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example.com\r\nConnection: close\r\n\r\n";
 
 async fn proxied(trusted: &str) -> TestServer {
+    proxied_by(trusted, "").await
+}
+
+/// [`proxied`], with more `[server]` lines.
+async fn proxied_by(trusted: &str, server: &str) -> TestServer {
     TestServer::start(
         &[
-            format!("[server]\ntrusted-proxies = [{trusted}]\n\n"),
+            format!("[server]\ntrusted-proxies = [{trusted}]\n{server}\n"),
             route("/", ENVIRON, ""),
             route(
                 "/",
@@ -195,6 +200,11 @@ async fn a_trusted_proxy_speaks_for_its_client() {
     assert_eq!(env["wsgi.url_scheme"], "https");
     assert_eq!(env["SERVER_NAME"], "shop.example.com");
     assert_eq!(env["HTTP_HOST"], "shop.example.com");
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_may_speak_rfc_7239() {
+    let server = proxied_by("\"127.0.0.0/8\"", "forwarded-header = \"forwarded\"").await;
     let request = "GET /who?env=TENANT HTTP/1.1\r\nHost: lb.internal\r\nForwarded: for=\"[2001:db8::7]:4711\";proto=https;host=shop.example.com\r\nConnection: close\r\n\r\n";
     let env = parse_one(&raw(server.addr, request.as_bytes()).await).json();
     assert_eq!(
@@ -205,6 +215,12 @@ async fn a_trusted_proxy_speaks_for_its_client() {
         ),
         (&"2001:db8::7".into(), &"https".into(), &"shop".into()),
         "routed to the forwarded host's tenant"
+    );
+    // X-Forwarded-* is then the client's word: never believed, not even as a fallback.
+    let env = parse_one(&raw(server.addr, FORWARDED.as_bytes()).await).json();
+    assert_eq!(
+        (&env["REMOTE_ADDR"], &env["SERVER_NAME"]),
+        (&"127.0.0.1".into(), &"lb.internal".into())
     );
 }
 
@@ -226,4 +242,28 @@ async fn spoofed_forwarding_headers_change_nothing() {
         // The headers still reach the application, as HTTP_* keys.
         assert_eq!(env["HTTP_X_FORWARDED_FOR"], "198.51.100.1, 203.0.113.7");
     }
+}
+
+/// Behind ingress-nginx (trusted, at 127.0.0.1), which appends the client's address to
+/// `X-Forwarded-For` and sets `-Host`, but passes a client's own `Forwarded` through.
+#[tokio::test]
+async fn a_client_forged_forwarded_header_is_not_believed() {
+    let server = proxied("\"127.0.0.0/8\"").await;
+    let request = "GET /who?env=TENANT HTTP/1.1\r\nHost: lb.internal\r\nForwarded: for=1.2.3.4;proto=https;host=evil.test\r\nX-Forwarded-For: 198.51.100.1, 203.0.113.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: lb.example.com\r\nConnection: close\r\n\r\n";
+    let env = parse_one(&raw(server.addr, request.as_bytes()).await).json();
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.7", "from X-Forwarded-For");
+    assert_eq!(env["wsgi.url_scheme"], "http");
+    assert_eq!(env["SERVER_NAME"], "lb.example.com");
+    assert_eq!(env["HTTP_HOST"], "lb.example.com");
+    // The forged header is plain data for the application.
+    assert_eq!(
+        env["HTTP_FORWARDED"],
+        "for=1.2.3.4;proto=https;host=evil.test"
+    );
+    // Without any X-Forwarded-* there is no fallback to Forwarded either.
+    let request = "GET /who?env=TENANT HTTP/1.1\r\nHost: lb.internal\r\nForwarded: for=1.2.3.4;host=shop.example.com\r\nConnection: close\r\n\r\n";
+    let env = parse_one(&raw(server.addr, request.as_bytes()).await).json();
+    assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+    assert_eq!(env["SERVER_NAME"], "lb.internal");
+    assert_eq!(env["env.TENANT"], serde_json::Value::Null);
 }

@@ -458,3 +458,41 @@ async fn a_client_that_stops_reading_is_cut_off_after_write_timeout() {
     );
     assert_eq!((r.status, r.text().as_str()), (200, "chunk 0\n"));
 }
+
+/// An HTTP/2 client that sets its flow-control window to zero and never opens it takes no
+/// data, yet never makes a write block: write-timeout counts time without progress on any
+/// stream, so the connection is closed and the response it held is let go.
+#[tokio::test]
+async fn an_http2_client_that_never_opens_its_window_is_cut_off() {
+    let routes = format!(
+        "[server]\nwrite-timeout = \"500ms\"\n\n{}",
+        route("/", STREAM, "max-concurrency = 1")
+    );
+    let server = TestServer::start(&routes).await;
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .initial_stream_window_size(0)
+            .handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let request = http::Request::get(format!("http://{}/?n=0&size=65536", server.addr))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // The body is never read (and the window never opened).
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(ended.is_ok(), "the stalled connection was kept open");
+    drop(response);
+    // The route's only instance is free again.
+    let r = parse_one(
+        &raw(
+            server.addr,
+            b"GET /?n=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await,
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "chunk 0\n"));
+}

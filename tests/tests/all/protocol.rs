@@ -213,3 +213,94 @@ async fn bare_lf_is_found_in_pipelined_heads_and_never_in_bodies() {
         assert!(statuses.iter().all(|&s| s == 400) && statuses.len() <= 1, "{text}");
     }
 }
+
+#[tokio::test]
+async fn request_targets_outside_rfc_9112_are_refused() {
+    let server = server().await;
+    // RFC 9112 §3.2: origin-form, absolute-form (http/https), authority-form (CONNECT
+    // only) and asterisk-form (OPTIONS only); nothing else, and no fragment (§3.2.1).
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "no slash",
+            b"GET hello HTTP/1.1\r\nHost: t\r\n\r\n",
+            "start with `/`",
+        ),
+        (
+            "authority-form",
+            b"GET t:80 HTTP/1.1\r\nHost: t\r\n\r\n",
+            "CONNECT only",
+        ),
+        (
+            "asterisk GET",
+            b"GET * HTTP/1.1\r\nHost: t\r\n\r\n",
+            "OPTIONS only",
+        ),
+        (
+            "ftp scheme",
+            b"GET ftp://t/ HTTP/1.1\r\nHost: t\r\n\r\n",
+            "http:// or https://",
+        ),
+        (
+            "raw UTF-8",
+            "GET /caf\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n".as_bytes(),
+            "ASCII",
+        ),
+        (
+            "raw UTF-8 query",
+            "GET /?q=\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n".as_bytes(),
+            "ASCII",
+        ),
+        (
+            "fragment",
+            b"GET /x#frag HTTP/1.1\r\nHost: t\r\n\r\n",
+            "fragment (#)",
+        ),
+        (
+            "control byte",
+            b"GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n",
+            "control characters",
+        ),
+    ];
+    for (name, request, why) in cases {
+        let mut bytes = request.to_vec();
+        bytes.extend_from_slice(b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n");
+        let answer = raw_until_close(server.addr, &bytes).await;
+        let text = String::from_utf8_lossy(&answer);
+        let (responses, _) = parse_all(&answer, false);
+        assert_eq!(responses.len(), 1, "{name}: {text:?}");
+        assert_eq!(responses[0].status, 400, "{name}: {text:?}");
+        assert!(responses[0].text().contains(why), "{name}: {text:?}");
+    }
+    // The forms RFC 9112 allows are served.
+    for request in [
+        &b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET http://t/?q=%C3%A9 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = parse_one(&raw(server.addr, request).await);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(request));
+    }
+    // HTTP/2's `:path` is held to ASCII too.
+    let (status, body) = h2_get(server.addr, "/caf\u{e9}").await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    server.assert_alive("/").await;
+}
+
+#[tokio::test]
+async fn a_padded_content_length_does_not_hide_a_smuggled_head() {
+    let server = server().await;
+    // hyper reads these Content-Lengths as 5; so must the bare-LF check, or the head after
+    // the body goes unchecked.
+    for padding in ["0".repeat(100), " ".repeat(100)] {
+        let request = format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {padding}5\r\n\r\nhelloGET /smuggled HTTP/1.1\nHost: t\n\n"
+        );
+        let answer = raw_until_close(server.addr, request.as_bytes()).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            !text.contains("Hello, world!"),
+            "the smuggled head was served: {text:?}"
+        );
+        assert!(text.contains("HTTP/1.1 400 "), "{text:?}");
+    }
+    server.assert_alive("/").await;
+}

@@ -205,3 +205,161 @@ async fn a_wasi_http_component_is_refused_as_not_a_wsgi_application() {
         assert!(error.contains(needle), "{needle:?} missing from: {error}");
     }
 }
+
+/// A component built from text: `count` instances of a core module with one memory each.
+fn memory_multiplier(name: &str, count: usize) -> String {
+    let instances = "(core instance (instantiate $m))\n".repeat(count);
+    let wasm = wat::parse_str(format!(
+        "(component (core module $m (memory 1)) {instances})"
+    ))
+    .unwrap();
+    let path =
+        std::env::temp_dir().join(format!("cheroot-wasm-{name}-{}.wasm", std::process::id()));
+    std::fs::write(&path, wasm).unwrap();
+    path.display().to_string()
+}
+
+/// One core module instantiated many times gets a memory each, each up to the route's
+/// `memory`: refused when loaded, before it can take a share of every tenant's pool.
+#[tokio::test]
+async fn a_component_that_multiplies_its_memories_is_refused_at_start_up() {
+    for (name, count, needle) in [
+        ("forty-instances", 40, "core module instances"),
+        ("three-memories", 3, "memories"),
+    ] {
+        let component = memory_multiplier(name, count);
+        let error = start_up_error(&component).await;
+        for needle in ["routes.toml:3:13", "route \"/tenant\"", needle] {
+            assert!(
+                error.contains(needle),
+                "{name}: {needle:?} missing from: {error}"
+            );
+        }
+        std::fs::remove_file(component).unwrap();
+    }
+}
+
+/// A WSGI component (world `app` of wit/wsgi.wit) whose core module has a `start` function
+/// that never returns: it spins while it is being instantiated, before `handle` could run.
+fn spinning_start() -> String {
+    let mut resolve = wit_parser::Resolve::default();
+    let wit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/wsgi.wit")).unwrap();
+    let package = resolve.push_str("wsgi.wit", &wit).unwrap();
+    let world = resolve.select_world(&[package], Some("app")).unwrap();
+    let mut module = wat::parse_str(
+        r#"(module
+            (memory (export "memory") 1)
+            (func $spin (loop $forever (br $forever)))
+            (start $spin)
+            (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) unreachable)
+            (func (export "cheroot:wsgi/application@0.1.0#handle")
+                (param i32 i32 i32 i32) (result i32) unreachable)
+            (func (export "cheroot:wsgi/application@0.1.0#[method]body.next")
+                (param i32) (result i32) unreachable))"#,
+    )
+    .unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    let component = wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("cheroot-wasm-spin-{}.wasm", std::process::id()));
+    std::fs::write(&path, component).unwrap();
+    path.display().to_string()
+}
+
+/// A start function that never returns is part of the request's `timeout`: the client gets
+/// 504, the instance's permit comes back, and the neighbours never notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instantiation_that_spins_meets_the_timeout() {
+    let spin = spinning_start();
+    let routes = [
+        route("/", HELLO, ""),
+        route(
+            "/spin",
+            &spin,
+            "timeout = \"1s\"\nmax-concurrency = 1\nqueue-timeout = \"30s\"\ninstances = \"fresh\"",
+        ),
+    ]
+    .concat();
+    let server = TestServer::start(&routes).await;
+    let neighbour = Neighbour::start(server.addr);
+    for _ in 0..2 {
+        // The second request waits for the first one's permit: it comes back.
+        let r = tokio::time::timeout(Duration::from_secs(20), server.get("/spin"))
+            .await
+            .expect("instantiation ran past the route's timeout");
+        assert_eq!(r.status, 504, "{}", r.status_line);
+    }
+    neighbour.assert_unharmed().await;
+    std::fs::remove_file(spin).unwrap();
+}
+
+/// Host resources a guest holds (open files here) are bounded per instance: past
+/// `MAX_HOST_RESOURCES` the guest traps, and its files are closed with its instance.
+#[tokio::test]
+async fn held_host_resources_are_bounded() {
+    let server = TestServer::start_with(
+        &route("/", HOSTILE, "dirs = { \"/data\" = \"public\" }"),
+        |dir| {
+            std::fs::create_dir(dir.join("public")).unwrap();
+            std::fs::write(dir.join("public/held"), "x").unwrap();
+        },
+    )
+    .await;
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    assert_eq!(
+        server.get("/hold-files/100").await.text(),
+        "holding 100 files\n"
+    );
+    let r = server.get("/hold-files/5000").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        fds() < before + 200,
+        "the trapped instance's files stayed open: {} descriptors, {before} before",
+        fds()
+    );
+    assert_eq!(
+        server.get("/hold-files/1").await.text(),
+        "holding 1 files\n"
+    );
+}
+
+/// `dirs` are opened when the server starts: a symlink swapped in for the directory later
+/// (by whoever can write beside it) does not redirect new instances.
+#[tokio::test]
+async fn dirs_are_opened_once_not_resolved_per_instance() {
+    let mut root = None;
+    let server = TestServer::start_with(
+        &route(
+            "/",
+            HOSTILE,
+            "dirs = { \"/data\" = \"public\" }\ninstances = \"fresh\"",
+        ),
+        |dir| {
+            std::fs::create_dir(dir.join("public")).unwrap();
+            std::fs::write(dir.join("public/hello.txt"), "shared file\n").unwrap();
+            std::fs::create_dir(dir.join("private")).unwrap();
+            std::fs::write(dir.join("private/hello.txt"), "host secret\n").unwrap();
+            root = Some(dir.to_path_buf());
+        },
+    )
+    .await;
+    let root = root.unwrap();
+    std::fs::rename(root.join("public"), root.join("public-was")).unwrap();
+    std::os::unix::fs::symlink(root.join("private"), root.join("public")).unwrap();
+    assert_eq!(
+        server.get("/read/data/hello.txt").await.text(),
+        "shared file\n"
+    );
+}

@@ -1,6 +1,9 @@
 //! What a finished handshake settled, as plain facts for the environ ([`TlsInfo`]): the
 //! protocol and cipher suite in mod_ssl's spelling, SNI, ALPN, and the verified client
-//! certificate's subject (cheroot's `CN=..,O=..` form) and PEM.
+//! certificate's subject (cheroot's `CN=..,O=..` form, each value escaped as RFC 4514 §2.4
+//! says, so that no value can pose as another attribute) and PEM.
+
+use std::fmt::Write as _;
 
 use anyhow::anyhow;
 use rustls::{ProtocolVersion, ServerConnection};
@@ -44,12 +47,15 @@ pub(super) fn facts(conn: &ServerConnection) -> anyhow::Result<TlsInfo> {
     })
 }
 
-/// The subject in cheroot's spelling (see [`ClientCert::subject_dn`]).
+/// The subject in cheroot's spelling (see [`ClientCert::subject_dn`]): RDNs in certificate
+/// order joined by `,`, the attributes of a multi-valued RDN by `+` (RFC 4514 §2.2), every
+/// value escaped ([`escape_value`]).
 fn subject_dn(der: &[u8]) -> anyhow::Result<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| anyhow!("the client certificate was verified but cannot be parsed: {e}"))?;
-    let mut parts = Vec::new();
+    let mut rdns = Vec::new();
     for rdn in cert.subject().iter_rdn() {
+        let mut parts = Vec::new();
         for attr in rdn.iter() {
             let name = oid2abbrev(attr.attr_type(), oid_registry())
                 .map_or_else(|_| attr.attr_type().to_id_string(), str::to_owned);
@@ -59,10 +65,38 @@ fn subject_dn(der: &[u8]) -> anyhow::Result<String> {
                 |_| String::from_utf8_lossy(attr.as_slice()).into_owned(),
                 str::to_owned,
             );
-            parts.push(format!("{name}={value}"));
+            parts.push(format!("{name}={}", escape_value(&value)));
+        }
+        rdns.push(parts.join("+"));
+    }
+    Ok(rdns.join(","))
+}
+
+/// An attribute value as RFC 4514 §2.4 writes it, so that a certificate's CN of
+/// `alice,O=Admin` cannot read as a second attribute: `"` `+` `,` `;` `<` `>` `\` (and `=`,
+/// which §3 allows escaping) get a backslash, as do a leading space or `#` and a trailing
+/// space; NUL and other control characters become `\XX` hex pairs of their UTF-8 bytes.
+fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    for (i, c) in value.char_indices() {
+        let first = i == 0;
+        let last = i + c.len_utf8() == value.len();
+        match c {
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if first => out.push_str("\\#"),
+            ' ' if first || last => out.push_str("\\ "),
+            c if c.is_control() => {
+                for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                    let _ = write!(out, "\\{b:02X}");
+                }
+            }
+            c => out.push(c),
         }
     }
-    Ok(parts.join(","))
+    out
 }
 
 /// A DER certificate as PEM (RFC 7468), as Python's `ssl.DER_cert_to_PEM_cert(..).strip()`.
@@ -119,5 +153,62 @@ mod tests {
             assert_eq!(base64(input.as_bytes()), want, "{input:?}");
         }
         assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+    }
+
+    #[test]
+    fn values_are_escaped_as_rfc_4514_says() {
+        let cases = [
+            ("alice", "alice"),
+            ("alice,O=Admin", "alice\\,O\\=Admin"),
+            ("a+b", "a\\+b"),
+            ("\"q\" <x>; \\", "\\\"q\\\" \\<x\\>\\; \\\\"),
+            ("#1", "\\#1"),
+            ("a#1", "a#1"),
+            (" lead", "\\ lead"),
+            ("trail ", "trail\\ "),
+            (" ", "\\ "),
+            ("in side", "in side"),
+            ("nul\0x", "nul\\00x"),
+            ("new\nline", "new\\0Aline"),
+            ("caf\u{e9}", "caf\u{e9}"),
+            ("", ""),
+        ];
+        for (value, want) in cases {
+            assert_eq!(escape_value(value), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn a_subject_cannot_forge_an_attribute() {
+        use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+        let subject = |dn: &[(DnType, &str)]| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name = DistinguishedName::new();
+            for (ty, value) in dn {
+                params.distinguished_name.push(ty.clone(), *value);
+            }
+            let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+            subject_dn(cert.der()).unwrap()
+        };
+        assert_eq!(
+            subject(&[
+                (DnType::OrganizationName, "Example"),
+                (DnType::CommonName, "alice,O=Admin"),
+            ]),
+            "O=Example,CN=alice\\,O\\=Admin"
+        );
+        assert_eq!(
+            subject(&[(DnType::CommonName, "bob+OU=ops")]),
+            "CN=bob\\+OU\\=ops"
+        );
+        assert_eq!(
+            subject(&[
+                (DnType::CountryName, "US"),
+                (DnType::OrganizationName, "Example"),
+                (DnType::CommonName, "alice"),
+            ]),
+            "C=US,O=Example,CN=alice",
+            "plain values are as before"
+        );
     }
 }
