@@ -4,6 +4,8 @@ Serve it natively with cheroot (``cheroot hello_wsgi:application``) or build it 
 component with ``cheroot-wasm build-python hello_wsgi:application -o hello_wsgi.wasm``.
 """
 
+import gc
+
 
 def application(environ, start_response):
     path = environ.get("PATH_INFO", "")
@@ -25,6 +27,11 @@ def application(environ, start_response):
         return chunks()
     if path == "/raise":
         raise RuntimeError("raised on purpose")
+    if path == "/gc-off":
+        # As some production deployments do: no cycle collector, only reference counts.
+        gc.disable()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"cycle collector off\n"]
     keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL")
     lines = [f"{k}={environ.get(k, '')}" for k in keys]
     lines.append(f"wsgi.version={environ['wsgi.version']!r}")

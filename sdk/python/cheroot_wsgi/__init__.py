@@ -163,11 +163,12 @@ def _failure():
 class Body(_application.Body):
     """The application's iterable, pulled one chunk per ``next``; dropped = ``close()``."""
 
-    def __init__(self, iterable, keep):
+    def __init__(self, iterable, handles):
         self._iterable = iterable
         self._iterator = None
-        # The start-response handle must live as long as a lazy body may call it.
-        self._keep = keep
+        # The request's handles (input, start-response) live as long as a lazy body may
+        # use them, and are released when the server drops the body.
+        self._handles = handles
 
     def next(self):
         try:
@@ -180,17 +181,42 @@ class Body(_application.Body):
                 if chunk:
                     return bytes(chunk)
         except StopIteration:
+            self._finish()
             return None
         except BaseException:
-            raise Err(_failure()) from None
+            failure = _failure()
+            self._finish()
+            raise Err(failure) from None
 
-    def __del__(self):
+    def _finish(self):
+        """WSGI's ``close()`` and the release of the request's handles, once: when the
+        iteration ends (the host drops the body right after, and componentize-py does not
+        run ``__del__`` for a dropped export), or when the body is collected."""
+        if self._handles is None:
+            return
+        handles, self._handles = self._handles, None
         close = getattr(self._iterable, "close", None)
         if close is not None:
             try:
                 close()
             except BaseException:
                 print(f"close() of the response iterable failed:\n{_failure()}", file=sys.stderr)
+        _release(handles)
+
+    def __del__(self):
+        self._finish()
+
+
+def _release(handles):
+    """Gives the request's handles back to the host now. Frameworks keep the environ in
+    reference cycles (a request object and its environ), which Python frees only when its
+    cycle collector runs: without this, a warm instance would hold the handles of hundreds
+    of past requests, past the host's bound on live resources."""
+    for handle in handles:
+        try:
+            handle.__exit__(None, None, None)
+        except BaseException:
+            pass
 
 
 def exports(app):
@@ -198,10 +224,12 @@ def exports(app):
 
     class Application(_exports.Application):
         def handle(self, environ, start_response):
+            handles = (environ.input, start_response)
             try:
                 iterable = app(_environ(environ), _start_response(start_response))
             except BaseException:
+                _release(handles)
                 raise Err(_failure()) from None
-            return Body(iterable, start_response)
+            return Body(iterable, handles)
 
     return Application
