@@ -188,12 +188,7 @@ async fn exchange(
         started.elapsed(),
         guest_time,
     );
-    lease
-        .instance
-        .store
-        .data()
-        .output()
-        .settle(&target.route.display_name());
+    lease.instance.store.data().output().settle(&target.route);
     target.pool.put(lease, reusable);
 }
 

@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use crate::config::Route;
+
 /// The longest line logged; the rest of a longer line is dropped.
 pub const MAX_LINE: usize = 4096;
 /// Lines of output one instance may log per request.
@@ -101,13 +103,14 @@ impl OutputBudget {
         took
     }
 
-    /// The request is over: one line for what it could not log, if anything.
-    pub fn settle(&self, route: &str) {
+    /// The request is over: one line for what it could not log, if anything (the route's
+    /// name is only formatted then: this runs after every request).
+    pub fn settle(&self, route: &Route) {
         let lines = self.0.dropped_lines.swap(0, Ordering::Relaxed);
         if lines > 0 {
             let bytes = self.0.dropped_bytes.swap(0, Ordering::Relaxed);
             tracing::warn!(
-                route,
+                route = %route.display_name(),
                 dropped_lines = lines,
                 dropped_bytes = bytes,
                 "guest output past {MAX_LINES} lines or {MAX_BYTES} bytes in one request was not logged"
