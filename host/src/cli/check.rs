@@ -22,10 +22,10 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
     println!("{}: ok, {} routes", routes.display(), site.targets.len());
     // Grouped by virtual host, as requests are routed: exact hosts, wildcards, then
     // the default server.
-    let mut by_host: Vec<_> = site.routes().collect();
-    by_host.sort_by_key(|r| (r.host.is_none(), r.host.clone()));
+    let mut by_host: Vec<_> = site.guests().collect();
+    by_host.sort_by_key(|(r, _)| (r.host.is_none(), r.host.clone()));
     let mut current = None;
-    for route in by_host {
+    for (route, kind) in by_host {
         if current != Some(&route.host) {
             current = Some(&route.host);
             match &route.host {
@@ -34,8 +34,9 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
             }
         }
         println!(
-            "  {:<24} {}",
+            "  {:<24} {:<9} {}",
             route.display_prefix(),
+            kind,
             route.component.display()
         );
         println!("  {:<24} {}", "", route.limits);

@@ -71,10 +71,11 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(admin) = server.admin_addr() {
         println!("Admin on http://{admin}/ (/healthz /readyz /stats /metrics)");
     }
-    for route in server.live().get().routes() {
+    for (route, kind) in server.live().get().guests() {
         println!(
-            "  {:<24} {}",
+            "  {:<24} {:<9} {}",
             route.display_name(),
+            kind,
             route.component.display()
         );
     }

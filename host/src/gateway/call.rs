@@ -1,30 +1,25 @@
-//! The WSGI gateway: runs one request through one instance of a route's application.
+//! One exchange: a request through one instance of its route's guest.
 //!
-//! `environ` in, `handle(environ, start_response)` called, the returned iterable pumped
-//! into the response ([`pump`]) and closed (dropped) in every case, all inside
-//! the route's wall-clock budget. [`respond`] drives the exchange inside the connection's
-//! own task until the response head is ready — for a small response that is the whole
-//! exchange, with no task spawned and no cross-thread wake-up — and hands whatever remains
-//! (a streaming body) to a task of its own, as it does if hyper drops the request early: an
-//! exchange, once begun, always runs to its end, so the application's `close()` is always
-//! called and its instance always settled. Every ending — success, guest failure, timeout,
-//! client gone — is settled here, once: the writer sends the head or the failure, and the
-//! instance goes back to the pool only if it finished cleanly.
+//! An instance is leased from the route's pool, the guest is run — [`super::wsgi`] or
+//! [`super::wasi_http`], by its kind — inside the route's wall-clock budget, and whatever
+//! happened is settled here, once: success, guest failure, timeout, client gone. The writer
+//! sends the head or the failure, the figures and logs are written, and the instance goes
+//! back to the pool only if it finished cleanly. [`respond`] drives the exchange inside the
+//! connection's own task until the response head is ready — for a small response that is
+//! the whole exchange, with no task spawned and no cross-thread wake-up — and hands whatever
+//! remains (a streaming body) to a task of its own, as it does if hyper drops the request
+//! early: an exchange, once begun, always runs to its end, so the application's `close()` is
+//! always called and its instance always settled.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::Store;
-use wasmtime::component::ResourceAny;
-
-use super::bindings::{App, Environ, WsgiError};
-use super::input::{BodyFailure, Input, RequestBody};
+use super::input::{BodyFailure, LimitedBody, RequestBody};
 use super::output::{MAX_FAILURE_TEXT, log_safe};
-use super::pool::{Instance, Pool};
-use super::start_response::{Outcome, ResponseWriter, StartResponse};
-use super::state::HostState;
+use super::pool::Pool;
+use super::start_response::{Outcome, ResponseWriter};
 use crate::config::Route;
 use crate::http::close::CloseRequest;
 use crate::http::error::Failure;
@@ -32,14 +27,23 @@ use crate::http::stats::RouteStats;
 
 /// What the gateway needs to know of a request.
 pub struct Call {
-    /// The environ's `vars`.
-    pub vars: Vec<(String, String)>,
+    /// The request as the route's kind of guest sees it.
+    pub request: Request,
     /// The request body.
-    pub input: RequestBody,
+    pub input: LimitedBody,
     /// HEAD: the application runs, no body bytes are sent.
     pub head_only: bool,
     /// Closes the connection after this response, when the response cannot be trusted.
     pub close: Arc<CloseRequest>,
+}
+
+/// A request, as each kind of guest is handed it.
+pub enum Request {
+    /// A WSGI application's environ `vars`.
+    Wsgi(Vec<(String, String)>),
+    /// A wasi:http guest's request head: an absolute URI with the client's scheme and
+    /// authority, and the headers it may see.
+    WasiHttp(http::Request<()>),
 }
 
 /// A route as the gateway sees it: its pool and budget.
@@ -55,13 +59,13 @@ pub struct Target {
 /// Runs `call` through its route; resolves with the response head or a failure.
 pub async fn respond(target: Arc<Target>, call: Call) -> Outcome {
     let Call {
-        vars,
+        request,
         input,
         head_only,
         close,
     } = call;
     let (writer, mut head) = ResponseWriter::new(head_only, close.clone());
-    let mut work = Detachable(Some(Box::pin(exchange(target, vars, input, writer))));
+    let mut work = Detachable(Some(Box::pin(exchange(target, request, input, writer))));
     let head = tokio::select! {
         biased;
         head = &mut head => head,
@@ -116,8 +120,8 @@ impl Drop for Detachable {
 /// One exchange, from getting an instance to settling it.
 async fn exchange(
     target: Arc<Target>,
-    vars: Vec<(String, String)>,
-    input: RequestBody,
+    request: Request,
+    input: LimitedBody,
     mut writer: ResponseWriter,
 ) {
     let started = Instant::now();
@@ -134,33 +138,43 @@ async fn exchange(
             return;
         }
     };
+    let progress = input.progress();
     let instance = &mut lease.instance;
-    instance.store.data_mut().begin(input, writer);
     // A warm store's deadline is from its last request: start counting afresh.
     instance.store.set_epoch_deadline(1);
     let guest_started = Instant::now();
-    let result = tokio::time::timeout_at(lease.deadline, run(instance, vars)).await;
-    let guest_time = guest_started.elapsed();
-    let Some(mut exchange) = instance.store.data_mut().end() else {
-        return;
+    let (result, mut writer) = match request {
+        Request::Wsgi(vars) => {
+            let input = RequestBody::new(input);
+            super::wsgi::run(instance, vars, input, writer, lease.deadline).await
+        }
+        Request::WasiHttp(head) => {
+            let request = head.map(|()| input);
+            super::wasi_http::run(instance, request, writer, lease.deadline).await
+        }
     };
+    let guest_time = guest_started.elapsed();
     // The guest returned control normally (even with an exception or to a vanished
-    // client): its instance is sound. A trap or a cut-off call leaves it unusable.
+    // client): its instance is sound. A trap, a cut-off call, or a response that broke
+    // HTTP leaves it unusable.
     let reusable = match &result {
         Ok(Ok(())) => true,
-        Ok(Err(failure)) => !matches!(failure, Failure::Trap(_) | Failure::Internal(_)),
+        Ok(Err(failure)) => !matches!(
+            failure,
+            Failure::Trap(_) | Failure::Internal(_) | Failure::InvalidResponse(_)
+        ),
         Err(_elapsed) => false,
     };
     let failure = match result {
-        Ok(Ok(())) => exchange.response.finish().err(),
+        Ok(Ok(())) => writer.finish().err(),
         Ok(Err(failure)) => Some(failure),
-        Err(_elapsed) if exchange.input.waiting => Some(Failure::ClientTimeout),
+        Err(_elapsed) if progress.waiting() => Some(Failure::ClientTimeout),
         Err(_elapsed) => Some(Failure::Timeout),
     };
     if let Some(failure) = failure {
         // A broken or oversized request body explains the guest's failure better than
         // the guest can: answer for the client's mistake.
-        let failure = match exchange.input.failure() {
+        let failure = match progress.failure() {
             Some(BodyFailure::Malformed)
                 if !matches!(failure, Failure::Timeout | Failure::ClientTimeout) =>
             {
@@ -171,20 +185,16 @@ async fn exchange(
         };
         let route = target.route.display_name();
         if failure.is_guest_fault() {
-            tracing::error!(
-                route,
-                headers_sent = exchange.response.headers_sent(),
-                "{failure}"
-            );
+            tracing::error!(route, headers_sent = writer.headers_sent(), "{failure}");
         } else {
             tracing::debug!(route, "{failure}");
         }
         target.stats.failed(&failure);
-        exchange.response.fail(failure);
+        writer.fail(failure);
     }
     target.stats.exchanged(
-        exchange.input.received(),
-        exchange.response.written(),
+        progress.received(),
+        writer.written(),
         started.elapsed(),
         guest_time,
     );
@@ -192,66 +202,9 @@ async fn exchange(
     target.pool.put(lease, reusable);
 }
 
-/// `handle`, the body iteration, and `close()`.
-async fn run(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(), Failure> {
-    let Instance { store, app, .. } = instance;
-    let id = store.data_mut().exchange_mut().id;
-    let table = store.data_mut().table();
-    let input = table.push(Input { exchange: id }).map_err(internal)?;
-    let start_response = table
-        .push(StartResponse { exchange: id })
-        .map_err(internal)?;
-    let environ = Environ { vars, input };
-    let handled = app
-        .cheroot_wsgi_application()
-        .call_handle(&mut *store, &environ, start_response)
-        .await;
-    crate::http::environ::recycle(environ.vars);
-    let body = match handled {
-        Err(error) => return Err(trap(error)),
-        Ok(Err(raised)) => return Err(raised_failure(&raised)),
-        Ok(Ok(body)) => body,
-    };
-    let pumped = pump(store, app, body).await;
-    if matches!(pumped, Err(Failure::Trap(_))) {
-        // A trapped instance cannot be entered again, not even to close its body.
-        return pumped;
-    }
-    // WSGI close(): always, whether the body ended, failed or the client left.
-    let closed = body.resource_drop_async(&mut *store).await.map_err(trap);
-    pumped.and(closed)
-}
-
-/// Pulls `body.next()` until the iterable ends, writing each chunk through the exchange's
-/// [`ResponseWriter`]. Returns how the iteration ended; the caller
-/// drops the body (WSGI `close()`) afterwards in every case.
-async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Result<(), Failure> {
-    let iterable = app.cheroot_wsgi_application().body();
-    loop {
-        let chunk = match iterable.call_next(&mut *store, body).await {
-            Err(error) => return Err(trap(error)),
-            Ok(Err(raised)) => return Err(raised_failure(&raised)),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(chunk))) => chunk,
-        };
-        let writer = &mut store.data_mut().exchange_mut().response;
-        if chunk.is_empty() {
-            continue;
-        }
-        match writer.write(chunk).await {
-            Ok(()) => {}
-            Err(WsgiError::NotStarted) => return Err(Failure::ChunkBeforeStart),
-            Err(WsgiError::BodyExceedsContentLength) => {
-                return Err(Failure::BodyExceedsContentLength);
-            }
-            Err(_) => return Err(Failure::Disconnected),
-        }
-    }
-}
-
 /// A trap from wasmtime: the trap itself first, then the wasm backtrace when there is one
 /// (whose function names are the guest's to choose), made safe for the log.
-fn trap(error: wasmtime::Error) -> Failure {
+pub(super) fn trap(error: wasmtime::Error) -> Failure {
     let root = error.root_cause().to_string();
     let backtrace = error
         .downcast_ref::<wasmtime::WasmBacktrace>()
@@ -261,10 +214,10 @@ fn trap(error: wasmtime::Error) -> Failure {
 }
 
 /// An exception the guest raised, its text made safe for the log.
-fn raised_failure(text: &str) -> Failure {
+pub(super) fn raised_failure(text: &str) -> Failure {
     Failure::Raised(log_safe(text, MAX_FAILURE_TEXT))
 }
 
-fn internal(e: impl std::fmt::Display) -> Failure {
+pub(super) fn internal(e: impl std::fmt::Display) -> Failure {
     Failure::Internal(e.to_string())
 }

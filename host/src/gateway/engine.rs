@@ -1,10 +1,10 @@
 //! The wasmtime side of start-up: one [`Engine`] for the process, each component compiled
-//! once (through an on-disk cache), linked, and turned into an [`AppPre`] before the server
-//! listens.
+//! once (through an on-disk cache), linked, and turned into a [`GuestPre`] of its kind before
+//! the server listens.
 //!
 //! Owns the engine configuration (async, epoch interruption), the compile cache, the
-//! [`Linker`] with exactly the imports a guest may have (WASI p2 and `cheroot:wsgi/types`;
-//! no wasi:http, no network), and the epoch ticker thread that drives every deadline.
+//! [`Linker`] with exactly the imports a guest may have (WASI p2, wasi:http's types and
+//! outgoing handler, and `cheroot:wsgi/types`; no network), and the epoch ticker thread that drives every deadline.
 //! It does not create instances ([`super::pool`]).
 //!
 //! The cache holds native code: anyone who can write to it can run code in this process, so
@@ -21,7 +21,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{App, AppPre};
+use super::bindings::{App, AppPre, ProxyPre};
+use super::guest::GuestPre;
 use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::state::HostState;
 
@@ -149,10 +150,12 @@ fn start_epoch_ticker(engine: &Engine) {
 }
 
 /// The linker every route shares: WASI p2 (filesystem, clocks, random, cli, and sockets
-/// whose every use the WASI context denies) plus the WSGI host interface.
+/// whose every use the WASI context denies), wasi:http's types and outgoing handler (whose
+/// every request [`super::outbound`] refuses), and the WSGI host interface.
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
     App::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| anyhow!(e))?;
     Ok(linker)
@@ -339,20 +342,14 @@ fn store_in_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Res
 }
 
 /// Pre-instantiates a component: resolves every import now, so a guest that imports what
-/// the host does not provide fails at start-up, naming the import.
-pub fn prepare(
-    linker: &Linker<HostState>,
-    component: &Component,
-) -> anyhow::Result<AppPre<HostState>> {
+/// the host does not provide fails at start-up, naming the import. Its kind is read from
+/// its exports: `wasi:http/incoming-handler` makes a wasi:http proxy, anything else must be
+/// a WSGI application.
+pub fn prepare(linker: &Linker<HostState>, component: &Component) -> anyhow::Result<GuestPre> {
     let exports_wasi_http = component
         .component_type()
         .exports(component.engine())
-        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler"));
-    if exports_wasi_http {
-        return Err(anyhow!(
-            "this is a wasi:http proxy component (it exports wasi:http/incoming-handler, for `wasmtime serve`), not a WSGI application: build it for world `app` of wit/wsgi.wit (sdk/rust, or `cheroot-wasm build-python` for a Python WSGI app)"
-        ));
-    }
+        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@0.2."));
     // The pooling allocator refuses these when the component is loaded; without it (the
     // reservation failed), the same bounds hold here.
     if let Some(needs) = component.resources_required() {
@@ -370,8 +367,14 @@ pub fn prepare(
         }
     }
     let pre = linker.instantiate_pre(component).map_err(|e| anyhow!(e))?;
-    AppPre::new(pre).map_err(|e| anyhow!(e)).context(
-        "the component does not export cheroot:wsgi/application (world `app` of wit/wsgi.wit)",
+    if exports_wasi_http {
+        return ProxyPre::new(pre)
+            .map(GuestPre::WasiHttp)
+            .map_err(|e| anyhow!(e))
+            .context("the component's wasi:http/incoming-handler is not wasi:http 0.2's");
+    }
+    AppPre::new(pre).map(GuestPre::Wsgi).map_err(|e| anyhow!(e)).context(
+        "the component exports neither cheroot:wsgi/application (world `app` of wit/wsgi.wit) nor wasi:http/incoming-handler (world `wasi:http/proxy`)",
     )
 }
 
@@ -392,7 +395,7 @@ pub async fn load(
     linker: &Arc<Linker<HostState>>,
     file: &Path,
     cache: Option<&Path>,
-) -> anyhow::Result<AppPre<HostState>> {
+) -> anyhow::Result<GuestPre> {
     let (engine, linker, file, cache) = (
         engine.clone(),
         linker.clone(),

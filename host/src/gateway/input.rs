@@ -1,13 +1,21 @@
-//! `wsgi.input`: the request body, pulled from the client only as the guest reads it.
+//! The request body, pulled from the client only as the guest reads it: [`LimitedBody`]
+//! (hyper's body under the route's `max-request-body`, remembering *why* it ended badly —
+//! malformed framing, too large, client gone — so the gateway can answer 400 or 413 instead
+//! of blaming the guest), and `wsgi.input` over it.
 //!
-//! Owns the [`RequestBody`] reader behind the WIT `input` resource: `read` and `read-line`
-//! wait for the next frame of hyper's body (which is also when hyper sends
-//! `100 Continue`, PEP 3333's preferred moment), hand out at most `max` bytes, and keep the
-//! rest for the next call, so an upload of any size streams through a small buffer. It
-//! remembers *why* a body ended badly (malformed framing, too large, client gone), so the
-//! gateway can answer 400 or 413 instead of blaming the guest.
+//! The [`RequestBody`] reader behind the WIT `input` resource: `read` and `read-line` wait
+//! for the next frame of the body (which is also when hyper sends `100 Continue`, PEP 3333's
+//! preferred moment), hand out at most `max` bytes, and keep the rest for the next call, so
+//! an upload of any size streams through a small buffer. A wasi:http guest reads the same
+//! [`LimitedBody`] through wasi:http's `incoming-body`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -31,15 +39,132 @@ pub enum BodyFailure {
     TooLarge,
 }
 
-/// The request body of one exchange.
-pub struct RequestBody {
+/// What the gateway learns of a request body while the guest reads it.
+#[derive(Debug, Default)]
+pub struct BodyProgress {
+    received: AtomicU64,
+    /// 0: none; 1: [`BodyFailure::Malformed`]; 2: [`BodyFailure::TooLarge`].
+    failure: AtomicU8,
+    waiting: AtomicBool,
+}
+
+impl BodyProgress {
+    /// Body bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Why the body failed, if it did.
+    pub fn failure(&self) -> Option<BodyFailure> {
+        match self.failure.load(Ordering::Relaxed) {
+            1 => Some(BodyFailure::Malformed),
+            2 => Some(BodyFailure::TooLarge),
+            _ => None,
+        }
+    }
+
+    /// Whether a read is waiting for the client right now (a timeout then is the client's:
+    /// 408).
+    pub fn waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn fail(&self, failure: BodyFailure) {
+        let code = match failure {
+            BodyFailure::Malformed => 1,
+            BodyFailure::TooLarge => 2,
+        };
+        self.failure.store(code, Ordering::Relaxed);
+    }
+}
+
+/// hyper's request body under the route's limit: data frames are counted as they arrive and
+/// the body fails with [`BodyFailure::TooLarge`] past `max-request-body`; trailers pass.
+pub struct LimitedBody {
     body: Option<Incoming>,
-    buffer: Bytes,
-    received: u64,
     limit: Option<u64>,
-    failure: Option<BodyFailure>,
-    /// Set while a read is waiting for the client, so a timeout then is the client's (408).
-    pub(crate) waiting: bool,
+    progress: Arc<BodyProgress>,
+}
+
+impl LimitedBody {
+    /// hyper's body, capped at `limit` bytes.
+    pub fn new(body: Incoming, limit: Option<u64>) -> Self {
+        LimitedBody {
+            body: Some(body),
+            limit,
+            progress: Arc::default(),
+        }
+    }
+
+    /// What the gateway reads of the body after the guest is done with it.
+    pub fn progress(&self) -> Arc<BodyProgress> {
+        self.progress.clone()
+    }
+
+    fn failed(&mut self, failure: BodyFailure) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
+        self.body = None;
+        self.progress.fail(failure);
+        Poll::Ready(Some(Err(failure)))
+    }
+}
+
+impl Body for LimitedBody {
+    type Data = Bytes;
+    type Error = BodyFailure;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyFailure>>> {
+        if let Some(failure) = self.progress.failure() {
+            return Poll::Ready(Some(Err(failure)));
+        }
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        self.progress
+            .waiting
+            .store(polled.is_pending(), Ordering::Relaxed);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                self.body = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(error = %e, "request body failed");
+                self.failed(BodyFailure::Malformed)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let received = self
+                        .progress
+                        .received
+                        .fetch_add(data.len() as u64, Ordering::Relaxed)
+                        + data.len() as u64;
+                    if self.limit.is_some_and(|limit| received > limit) {
+                        return self.failed(BodyFailure::TooLarge);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+/// `wsgi.input` of one exchange.
+pub struct RequestBody {
+    body: LimitedBody,
+    buffer: Bytes,
 }
 
 /// Largest single `read` or `read-line` answer, whatever `max` the guest asks for: the guest
@@ -47,26 +172,17 @@ pub struct RequestBody {
 pub const MAX_READ: u64 = 1 << 20;
 
 impl RequestBody {
-    /// A reader over hyper's body; `limit` caps the bytes accepted.
-    pub fn new(body: Incoming, limit: Option<u64>) -> Self {
+    /// A reader over the request's body.
+    pub fn new(body: LimitedBody) -> Self {
         RequestBody {
-            body: Some(body),
+            body,
             buffer: Bytes::new(),
-            received: 0,
-            limit,
-            failure: None,
-            waiting: false,
         }
     }
 
-    /// Body bytes received so far.
-    pub fn received(&self) -> u64 {
-        self.received
-    }
-
-    /// Why the body failed, if it did.
-    pub fn failure(&self) -> Option<BodyFailure> {
-        self.failure
+    /// What is known of the body so far.
+    pub fn progress(&self) -> &BodyProgress {
+        &self.body.progress
     }
 
     /// `input.read(max)`.
@@ -106,40 +222,16 @@ impl RequestBody {
 
     /// Waits for the next data frame; `false` at the end of the body.
     async fn fill(&mut self) -> Result<bool, WsgiError> {
-        if let Some(failure) = self.failure {
-            return Err(failure.into());
-        }
         while self.buffer.is_empty() {
-            let Some(body) = self.body.as_mut() else {
-                return Ok(false);
-            };
-            self.waiting = true;
-            let frame = body.frame().await;
-            self.waiting = false;
-            match frame {
-                None => {
-                    self.body = None;
-                    return Ok(false);
-                }
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "request body failed");
-                    self.body = None;
-                    self.failure = Some(BodyFailure::Malformed);
-                    return Err(WsgiError::Disconnected);
-                }
+            match self.body.frame().await {
+                None => return Ok(false),
+                Some(Err(failure)) => return Err(failure.into()),
+                // Trailers carry nothing WSGI can express; they are read and dropped, so
+                // they can never be mistaken for the next request (cheroot#69).
                 Some(Ok(frame)) => {
-                    // Trailers carry nothing WSGI can express; they are read and dropped, so
-                    // they can never be mistaken for the next request (cheroot#69).
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    self.received += data.len() as u64;
-                    if self.limit.is_some_and(|limit| self.received > limit) {
-                        self.body = None;
-                        self.failure = Some(BodyFailure::TooLarge);
-                        return Err(WsgiError::RequestBodyTooLarge);
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer = data;
                     }
-                    self.buffer = data;
                 }
             }
         }

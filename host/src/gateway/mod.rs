@@ -4,24 +4,31 @@
 //! - [`engine`]: the process's engine, the compile cache, the linker (start-up).
 //! - [`pool`]: instances lent to requests, warm or fresh; [`state`] is the data of each
 //!   instance's store, [`limits`] what it may take of the host.
-//! - [`call`]: one exchange — `handle(environ, start_response)`, the body iterable pumped
-//!   into the response, `close()`, inside the route's budget.
+//! - [`call`]: one exchange — an instance leased, the guest run inside the route's budget,
+//!   the outcome settled (failure status, logs, figures, the instance kept or dropped).
 //! - The WIT resources: [`input`] (`wsgi.input`), [`start_response`] (`start_response`,
 //!   `write`, and the response they build), [`output`] (the guest's stdout and stderr).
-//! - [`bindings`]: the generated types of wit/wsgi.wit.
-//!
-//! Another guest ABI (another world) would be a sibling of [`call`] and [`bindings`].
+//! - [`guest`]: the two kinds of guest — a WSGI application or a wasi:http proxy — told
+//!   apart by their exports; [`wsgi`] and [`wasi_http`] run one request through each.
+//! - [`outbound`]: what a guest may reach beyond its request (today: no HTTP, headers it
+//!   may never set).
+//! - [`bindings`]: the generated types of wit/wsgi.wit, and wasi:http's.
 
 pub(crate) mod bindings;
 pub(crate) mod call;
 pub mod engine;
+pub(crate) mod guest;
 pub(crate) mod input;
 pub(crate) mod limits;
+pub(crate) mod outbound;
 pub(crate) mod output;
 pub(crate) mod pool;
 pub(crate) mod start_response;
 pub(crate) mod state;
+pub(crate) mod wasi_http;
+pub(crate) mod wsgi;
 
-pub(crate) use call::{Call, Target, respond};
-pub(crate) use input::RequestBody;
+pub(crate) use call::{Call, Request, Target, respond};
+pub(crate) use guest::Kind;
+pub(crate) use input::LimitedBody;
 pub(crate) use pool::Pool;

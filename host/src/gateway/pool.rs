@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::Store;
 
-use super::bindings::{App, AppPre};
+use super::guest::{Guest, GuestPre, Kind};
 use super::output::{MAX_FAILURE_TEXT, log_safe};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 
@@ -25,7 +25,7 @@ pub struct Instance {
     /// Its store.
     pub store: Store<HostState>,
     /// Its exports.
-    pub app: App,
+    pub guest: Guest,
     /// Requests it has served.
     served: u64,
 }
@@ -45,7 +45,7 @@ pub struct Lease {
 /// reuse, requests beyond the limit queued (bounded in length and time), never refused
 /// outright while a slot may free up soon.
 pub struct Pool {
-    pre: AppPre<HostState>,
+    pre: GuestPre,
     dirs: WasiFilesystemCtx,
     stats: Arc<RouteStats>,
     route: Arc<Route>,
@@ -63,11 +63,7 @@ impl Pool {
     /// A pool over a prepared component, with the route's directories opened. Warm pools
     /// start a task that drops instances idle for longer than the route's `idle-timeout`;
     /// it ends with the pool.
-    pub fn new(
-        pre: AppPre<HostState>,
-        route: Arc<Route>,
-        stats: Arc<RouteStats>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(pre: GuestPre, route: Arc<Route>, stats: Arc<RouteStats>) -> anyhow::Result<Self> {
         let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
         let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
         if route.limits.instances == InstanceModel::Warm {
@@ -101,6 +97,11 @@ impl Pool {
             queued: AtomicUsize::new(0),
             idle,
         })
+    }
+
+    /// The kind of guest its instances are.
+    pub fn kind(&self) -> Kind {
+        self.pre.kind()
     }
 
     /// What the environ's wsgi.multithread/multiprocess/run_once say about this pool.
@@ -163,7 +164,7 @@ impl Pool {
     async fn instantiate(&self) -> Result<Instance, Failure> {
         let mut store = new_store(self.pre.engine(), &self.route, &self.dirs, &self.stats)
             .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
-        let app = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+        let guest = self.pre.instantiate(&mut store).await.map_err(|e| {
             if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                 // Every slot of the server's instance pool is taken: a capacity problem
                 // that passes, like a full queue (hyper-pitfalls: 503, not 500).
@@ -175,7 +176,7 @@ impl Pool {
         self.stats.instance(InstanceEvent::Created);
         Ok(Instance {
             store,
-            app,
+            guest,
             served: 0,
         })
     }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
+use http_body::Frame;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bindings::WsgiError;
@@ -59,12 +60,14 @@ pub struct ResponseWriter {
     staged: Option<Head>,
     outcome: Option<oneshot::Sender<Outcome>>,
     /// Present once the head is sent with a streaming body.
-    body: Option<mpsc::Sender<Bytes>>,
+    body: Option<mpsc::Sender<Frame<Bytes>>>,
     /// A streaming body's end: set when the body ends properly; without it, the end of the
     /// channel aborts the connection (so a crashed or cancelled guest never looks like a
     /// complete response).
     complete: Option<Arc<AtomicBool>>,
     sent: bool,
+    /// [`Self::finish`] was called: the body is over.
+    finished: bool,
     written: u64,
     /// Makes the connection close once the response in flight is complete.
     close: Arc<CloseRequest>,
@@ -82,6 +85,7 @@ impl ResponseWriter {
             body: None,
             complete: None,
             sent: false,
+            finished: false,
             written: 0,
             close,
         };
@@ -116,12 +120,44 @@ impl ResponseWriter {
         Ok(())
     }
 
+    /// A wasi:http guest's response head, held to the rules of [`Self::start`]: status
+    /// 200 to 599, no hop-by-hop headers but `Trailer` (wasi:http guests may send
+    /// trailers), Latin-1 values without controls, one Content-Length, bounded size.
+    pub fn start_head(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<(), WsgiError> {
+        if self.staged.is_some() {
+            return Err(WsgiError::AlreadyStarted);
+        }
+        let status = format!(
+            "{} {}",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("Unknown")
+        );
+        let lines = headers
+            .iter()
+            .filter(|(name, _)| **name != header::TRAILER)
+            .map(|(name, value)| {
+                let value = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+                (name.as_str().to_owned(), value)
+            })
+            .collect();
+        let mut head = validate(&status, lines)?;
+        for trailer in headers.get_all(header::TRAILER) {
+            if !trailer.as_bytes().iter().all(|&b| is_field_byte(b)) {
+                return Err(WsgiError::InvalidHeader("trailer: invalid value".into()));
+            }
+            head.headers.append(header::TRAILER, trailer.clone());
+        }
+        self.staged = Some(head);
+        Ok(())
+    }
+
     /// `write(data)`, and each chunk of the body iterable: sends the head if needed, then
     /// `data`, waiting while the client is not reading.
-    pub async fn write(&mut self, data: Vec<u8>) -> Result<(), WsgiError> {
+    pub async fn write(&mut self, data: impl Into<Bytes>) -> Result<(), WsgiError> {
         let Some(head) = &self.staged else {
             return Err(WsgiError::NotStarted);
         };
+        let data: Bytes = data.into();
         if data.is_empty() {
             return Ok(());
         }
@@ -133,7 +169,7 @@ impl ResponseWriter {
                 Err(WsgiError::Disconnected)
             };
         }
-        let mut data = Bytes::from(data);
+        let mut data = data;
         let mut exceeded = false;
         if let Some(declared) = head.content_length {
             let remaining = declared - self.written;
@@ -159,7 +195,9 @@ impl ResponseWriter {
             }
         } else if !data.is_empty() {
             let tx = self.body.as_ref().ok_or(WsgiError::Disconnected)?;
-            tx.send(data).await.map_err(|_| WsgiError::Disconnected)?;
+            tx.send(Frame::data(data))
+                .await
+                .map_err(|_| WsgiError::Disconnected)?;
         }
         if exceeded {
             // The client got exactly the declared length; the rest is dropped.
@@ -169,11 +207,54 @@ impl ResponseWriter {
         Ok(())
     }
 
-    /// The body iterable ended: send the head if it is still waiting, end the body.
+    /// Trailers after the body (wasi:http): sent when the body streams (HTTP/1.1 chunked,
+    /// to a client that said `TE: trailers`; HTTP/2 always), without the fields no trailer
+    /// may carry (hop-by-hop, framing, `Host`); dropped when the whole body already went out
+    /// with a Content-Length, and for HEAD, 204 and 304.
+    pub async fn trailers(&mut self, mut trailers: HeaderMap) -> Result<(), WsgiError> {
+        let Some(head) = &self.staged else {
+            return Err(WsgiError::NotStarted);
+        };
+        if self.head_only || head.no_content() {
+            return Ok(());
+        }
+        let names: Vec<HeaderName> = trailers.keys().cloned().collect();
+        for name in names {
+            let forbidden = is_hop_by_hop(name.as_str())
+                || name == header::CONTENT_LENGTH
+                || name == header::HOST
+                || trailers
+                    .get_all(&name)
+                    .iter()
+                    .any(|v| !v.as_bytes().iter().all(|&b| is_field_byte(b)));
+            if forbidden {
+                trailers.remove(&name);
+            }
+        }
+        if trailers.is_empty() {
+            return Ok(());
+        }
+        if !self.sent && !self.send_head(None, false, false) {
+            return Err(WsgiError::Disconnected);
+        }
+        match &self.body {
+            Some(tx) => tx
+                .send(Frame::trailers(trailers))
+                .await
+                .map_err(|_| WsgiError::Disconnected),
+            None => Ok(()),
+        }
+    }
+
+    /// The body iterable ended: send the head if it is still waiting, end the body. Once;
+    /// later calls change nothing.
     pub fn finish(&mut self) -> Result<(), Failure> {
         let Some(head) = &self.staged else {
             return Err(Failure::NoStartResponse);
         };
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(());
+        }
         let short = !self.head_only
             && !head.no_content()
             && head
@@ -269,7 +350,7 @@ impl Head {
 }
 
 /// Hop-by-hop headers: the server's alone (RFC 9110 §7.6.1). `Proxy-*` too, as the WIT says.
-fn is_hop_by_hop(name: &str) -> bool {
+pub(super) fn is_hop_by_hop(name: &str) -> bool {
     const HOP: [&str; 6] = [
         "connection",
         "keep-alive",

@@ -1,5 +1,5 @@
-//! The data of every `Store<T>`: [`HostState`] (resource table, WASI context, limits, and
-//! the current [`Exchange`]), and [`new_store`], which gives an instance its route's sandbox.
+//! The data of every `Store<T>`: [`HostState`] (resource table, WASI and wasi:http
+//! contexts, limits, and a WSGI guest's current [`Exchange`]), and [`new_store`], which gives an instance its route's sandbox.
 //!
 //! Each exchange has a number, and the `input` and `start-response` handles carry it, so a
 //! handle that a guest keeps past its request can never touch another request's data.
@@ -10,10 +10,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WsgiError;
 use super::input::RequestBody;
 use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES};
+use super::outbound::OutboundHttp;
 use super::output::{GuestOutput, OutputBudget};
 use super::start_response::ResponseWriter;
 use crate::config::Route;
@@ -33,6 +35,8 @@ pub struct Exchange {
 pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
     limits: CountingLimiter,
     exchange: Option<Exchange>,
     exchanges: u64,
@@ -44,6 +48,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }
@@ -105,8 +119,8 @@ pub(super) fn open_dirs(route: &Route) -> wasmtime::Result<WasiFilesystemCtx> {
 
 /// A store with the route's sandbox: its env and read-only dirs (`dirs`, from [`open_dirs`])
 /// and nothing else of the host (no inherited environment, no network: every socket call
-/// and name lookup is refused), guest output to the log, and the limits of
-/// [`super::limits`].
+/// and name lookup is refused; every outgoing HTTP request too, see [`super::outbound`]),
+/// guest output to the log, and the limits of [`super::limits`].
 pub(super) fn new_store(
     engine: &Engine,
     route: &Route,
@@ -114,7 +128,8 @@ pub(super) fn new_store(
     stats: &Arc<RouteStats>,
 ) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
-    let (stdout, stderr) = GuestOutput::pair(&route.display_name(), &output);
+    let name = route.display_name();
+    let (stdout, stderr) = GuestOutput::pair(&name, &output);
     let mut wasi = WasiCtx::builder();
     wasi.envs(&route.env)
         .stdout(stdout)
@@ -132,6 +147,8 @@ pub(super) fn new_store(
     let state = HostState {
         table,
         wasi,
+        http: WasiHttpCtx::new(),
+        outbound: OutboundHttp::new(name.into()),
         limits,
         exchange: None,
         exchanges: 0,

@@ -23,7 +23,7 @@ pub struct BodyAborted;
 /// A response body: fixed bytes, or a stream of chunks from a guest.
 pub struct ResponseBody {
     first: Option<Bytes>,
-    stream: Option<(mpsc::Receiver<Bytes>, Arc<AtomicBool>)>,
+    stream: Option<(mpsc::Receiver<Frame<Bytes>>, Arc<AtomicBool>)>,
     /// The body is to abort; one poll was given to hyper to flush what came before.
     aborting: bool,
     /// What to settle when the response has ended.
@@ -82,11 +82,11 @@ impl ResponseBody {
         }
     }
 
-    /// A body that starts with `first` and continues with what arrives on `rx`; it ends
-    /// cleanly only if `complete` is set when the channel closes.
+    /// A body that starts with `first` and continues with what arrives on `rx` (data, then
+    /// perhaps trailers); it ends cleanly only if `complete` is set when the channel closes.
     pub fn stream(
         first: Option<Bytes>,
-        rx: mpsc::Receiver<Bytes>,
+        rx: mpsc::Receiver<Frame<Bytes>>,
         complete: Arc<AtomicBool>,
     ) -> Self {
         ResponseBody {
@@ -157,7 +157,10 @@ impl Body for ResponseBody {
             return Poll::Ready(None);
         };
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(chunk)) => self.sent(chunk),
+            Poll::Ready(Some(frame)) => match frame.into_data() {
+                Ok(chunk) => self.sent(chunk),
+                Err(trailers) => Poll::Ready(Some(Ok(trailers))),
+            },
             Poll::Ready(None) if complete.load(Ordering::Acquire) => {
                 self.stream = None;
                 Poll::Ready(None)

@@ -53,6 +53,10 @@ pub enum Failure {
     /// The body ended without `start_response` ever being called.
     #[error("the application returned without calling start_response")]
     NoStartResponse,
+    /// A wasi:http guest's response broke HTTP: an invalid head, no response at all, an
+    /// error code instead of one, or a body it never finished.
+    #[error("the application's response is invalid: {0}")]
+    InvalidResponse(String),
     /// The body produced a chunk before `start_response` was called.
     #[error("the application produced body data before calling start_response")]
     ChunkBeforeStart,
@@ -90,6 +94,7 @@ impl Failure {
             Failure::Trap(_)
             | Failure::Raised(_)
             | Failure::NoStartResponse
+            | Failure::InvalidResponse(_)
             | Failure::ChunkBeforeStart
             | Failure::BodyExceedsContentLength
             | Failure::Disconnected
@@ -120,6 +125,7 @@ impl Failure {
             Failure::Trap(_)
                 | Failure::Raised(_)
                 | Failure::NoStartResponse
+                | Failure::InvalidResponse(_)
                 | Failure::ChunkBeforeStart
                 | Failure::BodyExceedsContentLength
                 | Failure::Timeout

@@ -5,7 +5,8 @@
 //!   a client's bytes are in its requests (bare-LF heads, HTTP/2 prefaces).
 //! - [`proxy`]: the client, scheme and host that a trusted proxy forwards.
 //! - [`router`]: virtual host, then cheroot's PathInfoDispatcher.
-//! - [`environ`]: request parts → the PEP 3333 environ.
+//! - [`environ`]: request parts → the PEP 3333 environ; [`incoming`]: → the request a
+//!   wasi:http guest sees.
 //! - [`error`]: every failure → its status, in one place (raw byte answers included);
 //!   [`body`]: the response body hyper sends; [`close`]: a response's request to close its
 //!   connection.
@@ -16,6 +17,7 @@ pub mod close;
 pub mod environ;
 pub mod error;
 pub mod framing;
+pub mod incoming;
 pub mod protocol;
 pub mod proxy;
 pub mod router;

@@ -1,7 +1,8 @@
 //! One request's path, top to bottom: checked ([`crate::http::protocol`]), a trusted proxy's
 //! forwarding applied ([`crate::http::proxy`]), routed by host and path
-//! ([`crate::http::router`]), the environ built ([`crate::http::environ`]) and the call
-//! handed to the gateway ([`crate::gateway`]); then the head the application sent, or the
+//! ([`crate::http::router`]), the environ built ([`crate::http::environ`]; for a wasi:http
+//! guest, its request, [`crate::http::incoming`]) and the call handed to the gateway
+//! ([`crate::gateway`]); then the head the application sent, or the
 //! status of what went wrong ([`crate::http::error`]), with the access log and the
 //! connection's in-flight count settled when the response ends. The service never fails:
 //! hyper only ever sees responses.
@@ -14,7 +15,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 
 use super::site::Site;
-use crate::gateway::{self, Call, RequestBody};
+use crate::gateway::{self, Call, Kind, LimitedBody};
 use crate::http::body::{Ending, Flow, ResponseBody};
 use crate::http::close::CloseRequest;
 use crate::http::environ::{self, Connection, Mount};
@@ -114,14 +115,6 @@ async fn answer(
         script_name: matched.script_name,
         path_info: matched.path_info,
     };
-    let vars = environ::build(
-        parts,
-        &connection,
-        host.as_deref(),
-        route_host.as_deref(),
-        mount,
-        target.pool.concurrency(),
-    );
     let limit = target.route.limits.max_request_body;
     let declared = parts
         .headers
@@ -132,9 +125,25 @@ async fn answer(
         target.stats.failed(&Failure::BodyTooLarge);
         return Failure::BodyTooLarge.response();
     }
+    let request = match target.pool.kind() {
+        Kind::Wsgi => gateway::Request::Wsgi(environ::build(
+            parts,
+            &connection,
+            host.as_deref(),
+            route_host.as_deref(),
+            mount,
+            target.pool.concurrency(),
+        )),
+        Kind::WasiHttp => gateway::Request::WasiHttp(crate::http::incoming::build(
+            parts,
+            &connection,
+            host.as_deref(),
+            mount,
+        )),
+    };
     let call = Call {
-        vars,
-        input: RequestBody::new(body, limit),
+        request,
+        input: LimitedBody::new(body, limit),
         head_only: parts.method == Method::HEAD,
         close,
     };

@@ -126,6 +126,11 @@ impl Site {
     pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
         self.targets.iter().map(|t| &t.route)
     }
+
+    /// Every route with the kind of guest it serves.
+    pub fn guests(&self) -> impl Iterator<Item = (&Arc<Route>, crate::gateway::Kind)> {
+        self.targets.iter().map(|t| (&t.route, t.pool.kind()))
+    }
 }
 
 /// hyper's HTTP/1.1 and HTTP/2 settings for `limits`.

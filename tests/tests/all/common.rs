@@ -211,6 +211,8 @@ pub struct Response {
     pub status_line: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Trailer fields after a chunked body.
+    pub trailers: Vec<(String, String)>,
     /// The body's framing was complete (Content-Length reached, or the last chunk seen).
     pub complete: bool,
 }
@@ -282,6 +284,7 @@ pub fn parse_all(mut raw: &[u8], head: bool) -> (Vec<Response>, &[u8]) {
             status_line,
             headers,
             body: Vec::new(),
+            trailers: Vec::new(),
             complete: true,
         };
         if status == 100 {
@@ -305,10 +308,19 @@ pub fn parse_all(mut raw: &[u8], head: bool) -> (Vec<Response>, &[u8]) {
                     .unwrap_or_else(|_| panic!("bad chunk size {size_text:?}"));
                 raw = &raw[line_end + 2..];
                 if size == 0 {
-                    // No trailers are ever sent by the server.
-                    assert!(raw.starts_with(b"\r\n"), "chunked terminator");
-                    raw = &raw[2..];
-                    response.complete = true;
+                    // Trailer fields, then the empty line.
+                    while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
+                        let line = String::from_utf8_lossy(&raw[..line_end]).into_owned();
+                        raw = &raw[line_end + 2..];
+                        if line.is_empty() {
+                            response.complete = true;
+                            break;
+                        }
+                        let (k, v) = line.split_once(':').expect("a trailer field line");
+                        response
+                            .trailers
+                            .push((k.to_string(), v.trim().to_string()));
+                    }
                     break;
                 }
                 if raw.len() < size + 2 {

@@ -19,3 +19,4 @@ mod response;
 mod sandbox;
 mod streaming;
 mod tls;
+mod wasi_http;

@@ -194,18 +194,6 @@ async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
     }
 }
 
-#[tokio::test]
-async fn a_wasi_http_component_is_refused_as_not_a_wsgi_application() {
-    let error = start_up_error(HTTP_HELLO).await;
-    for needle in [
-        "routes.toml:3:13",
-        "is a wasi:http proxy component",
-        "world `app` of wit/wsgi.wit",
-    ] {
-        assert!(error.contains(needle), "{needle:?} missing from: {error}");
-    }
-}
-
 /// A component built from text: `count` instances of a core module with one memory each.
 fn memory_multiplier(name: &str, count: usize) -> String {
     let instances = "(core instance (instantiate $m))\n".repeat(count);

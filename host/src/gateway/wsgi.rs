@@ -1,0 +1,96 @@
+//! One request through a WSGI application: `handle(environ, start_response)`, the body
+//! iterable pumped into the response ([`pump`]), and the iterable closed (dropped) in every
+//! case. The exchange's reader and writer live in the store for the call (the `input` and
+//! `start-response` handles reach them through it), and come back out when it ends.
+
+use tokio::time::{Instant, error::Elapsed};
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use super::bindings::{App, Environ, WsgiError};
+use super::call::{internal, raised_failure, trap};
+use super::guest::Guest;
+use super::input::{Input, RequestBody};
+use super::pool::Instance;
+use super::start_response::{ResponseWriter, StartResponse};
+use super::state::HostState;
+use crate::http::error::Failure;
+
+/// Runs the application until its body iterable is done or `deadline` passes; gives back
+/// the writer, which the caller settles.
+pub(super) async fn run(
+    instance: &mut Instance,
+    vars: Vec<(String, String)>,
+    input: RequestBody,
+    writer: ResponseWriter,
+    deadline: Instant,
+) -> (Result<Result<(), Failure>, Elapsed>, ResponseWriter) {
+    instance.store.data_mut().begin(input, writer);
+    let result = tokio::time::timeout_at(deadline, call(instance, vars)).await;
+    let exchange = instance
+        .store
+        .data_mut()
+        .end()
+        .expect("the exchange begun above is still there");
+    (result, exchange.response)
+}
+
+/// `handle`, the body iteration, and `close()`.
+async fn call(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(), Failure> {
+    let Instance { store, guest, .. } = instance;
+    let Guest::Wsgi(app) = guest else {
+        return Err(internal("a WSGI request reached a wasi:http guest"));
+    };
+    let id = store.data_mut().exchange_mut().id;
+    let table = store.data_mut().table();
+    let input = table.push(Input { exchange: id }).map_err(internal)?;
+    let start_response = table
+        .push(StartResponse { exchange: id })
+        .map_err(internal)?;
+    let environ = Environ { vars, input };
+    let handled = app
+        .cheroot_wsgi_application()
+        .call_handle(&mut *store, &environ, start_response)
+        .await;
+    crate::http::environ::recycle(environ.vars);
+    let body = match handled {
+        Err(error) => return Err(trap(error)),
+        Ok(Err(raised)) => return Err(raised_failure(&raised)),
+        Ok(Ok(body)) => body,
+    };
+    let pumped = pump(store, app, body).await;
+    if matches!(pumped, Err(Failure::Trap(_))) {
+        // A trapped instance cannot be entered again, not even to close its body.
+        return pumped;
+    }
+    // WSGI close(): always, whether the body ended, failed or the client left.
+    let closed = body.resource_drop_async(&mut *store).await.map_err(trap);
+    pumped.and(closed)
+}
+
+/// Pulls `body.next()` until the iterable ends, writing each chunk through the exchange's
+/// [`ResponseWriter`]. Returns how the iteration ended; the caller
+/// drops the body (WSGI `close()`) afterwards in every case.
+async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Result<(), Failure> {
+    let iterable = app.cheroot_wsgi_application().body();
+    loop {
+        let chunk = match iterable.call_next(&mut *store, body).await {
+            Err(error) => return Err(trap(error)),
+            Ok(Err(raised)) => return Err(raised_failure(&raised)),
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        let writer = &mut store.data_mut().exchange_mut().response;
+        if chunk.is_empty() {
+            continue;
+        }
+        match writer.write(chunk).await {
+            Ok(()) => {}
+            Err(WsgiError::NotStarted) => return Err(Failure::ChunkBeforeStart),
+            Err(WsgiError::BodyExceedsContentLength) => {
+                return Err(Failure::BodyExceedsContentLength);
+            }
+            Err(_) => return Err(Failure::Disconnected),
+        }
+    }
+}
