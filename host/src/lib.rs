@@ -14,14 +14,16 @@
 //!
 //! One request, top to bottom: `server` accepts a connection and hands it to
 //! `server::connection` (TLS, hyper, the head and write timeouts), which hands each request
-//! to `server::service`: checked, routed and turned into an environ by `http`, run through
+//! to `server::service`: checked, routed and turned into an environ (or, for a wasi:http
+//! guest, its request) by `http`, run through
 //! an instance of its route by `gateway`, answered with the application's head or the
 //! status `http` maps its failure to. Start-up is separate: `config` reads routes.toml,
 //! `gateway::engine` compiles every component, `server::site` prepares the routes before
 //! the server listens; a reload builds a new site the same way and swaps it in.
 //!
 //! `host/embed/` holds links to the files the binary embeds (the WIT contract, the Python
-//! adapter and the Rust SDK), so a packaged crate carries them.
+//! adapter, the Rust SDK and the JavaScript template's files), so a packaged crate carries
+//! them.
 
 pub(crate) mod cli;
 pub(crate) mod config;
@@ -31,6 +33,7 @@ pub(crate) mod server;
 
 pub use cli::build_python::{PythonBuild, build as build_python};
 pub use cli::main;
+pub use cli::new::create as new_project;
 pub use config::{BindAddr, Config};
 pub use http::SERVER_SOFTWARE;
 pub use http::error::PLAIN_HTTP_RESPONSE;

@@ -682,3 +682,48 @@ fn build_commands_get_no_descriptors_or_secrets_of_the_server() {
     assert!(env.contains("PATH="), "{env}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn check_shows_each_routes_kind_and_instance_model() {
+    let dir = std::env::temp_dir().join(format!("cheroot-wasm-kinds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let routes = dir.join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[[route]]\npath = \"/wsgi\"\ncomponent = {:?}\n\n[[route]]\npath = \"/http\"\ncomponent = {:?}\n",
+            cheroot_wasm_tests::HELLO,
+            cheroot_wasm_tests::HTTP_HELLO
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--no-cache"])
+        .arg(&routes)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |prefix: &str| {
+        let i = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix} missing from:\n{text}"));
+        (lines[i], lines[i + 1])
+    };
+    let (wsgi, wsgi_limits) = at("/wsgi");
+    assert!(
+        wsgi.contains(" wsgi ") && wsgi.ends_with("hello.wasm"),
+        "{wsgi}"
+    );
+    assert!(wsgi_limits.contains("instances=warm"), "{wsgi_limits}");
+    let (http, http_limits) = at("/http");
+    assert!(
+        http.contains(" wasi:http ") && http.ends_with("http_hello.wasm"),
+        "{http}"
+    );
+    assert!(http_limits.contains("instances=fresh"), "{http_limits}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -23,9 +23,9 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
     // Grouped by virtual host, as requests are routed: exact hosts, wildcards, then
     // the default server.
     let mut by_host: Vec<_> = site.guests().collect();
-    by_host.sort_by_key(|(r, _)| (r.host.is_none(), r.host.clone()));
+    by_host.sort_by_key(|(r, _, _)| (r.host.is_none(), r.host.clone()));
     let mut current = None;
-    for (route, kind) in by_host {
+    for (route, kind, limits) in by_host {
         if current != Some(&route.host) {
             current = Some(&route.host);
             match &route.host {
@@ -39,7 +39,7 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
             kind,
             route.component.display()
         );
-        println!("  {:<24} {}", "", route.limits);
+        println!("  {:<24} {}", "", limits);
         if !route.env.is_empty() {
             let names: Vec<&str> = route.env.iter().map(|(k, _)| k.as_str()).collect();
             println!("  {:<24} env: {}", "", names.join(", "));

@@ -45,9 +45,9 @@ enum Command {
     },
     /// Build a Python WSGI application (MODULE:APP, as cheroot takes it) into a component.
     BuildPython(build_python::PythonBuild),
-    /// Create a new application directory (rust or python) with its routes.toml.
+    /// Create a new application directory (rust, python or js) with its routes.toml.
     New {
-        /// `rust` or `python`.
+        /// `rust`, `python` or `js` (a wasi:http component built with componentize-js).
         language: String,
         /// The directory to create; its name names the crate or module.
         dir: PathBuf,

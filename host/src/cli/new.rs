@@ -1,17 +1,19 @@
-//! `cheroot-wasm new rust|python NAME`: a new application directory that builds and serves
-//! as it is, with its routes.toml.
+//! `cheroot-wasm new rust|python|js NAME`: a new application directory that builds and
+//! serves as it is, with its routes.toml.
 //!
 //! The Rust template carries its own copy of the Rust SDK (`cheroot-wsgi/`, with the WIT
 //! contract it is generated from), taken from the sources this binary was built with, so the
 //! new project builds anywhere and names no path of the machine that built the binary. The
-//! Python template is a plain WSGI callable, built by `cheroot-wasm build-python`.
+//! Python template is a plain WSGI callable, built by `cheroot-wasm build-python`. The
+//! JavaScript template is a wasi:http proxy built with componentize-js, with the pinned
+//! packages, build script and WIT of guest-examples/js.
 
 use std::path::Path;
 
 use anyhow::{Context as _, bail, ensure};
 
 /// The languages `new` knows.
-pub const LANGUAGES: &[&str] = &["rust", "python"];
+pub const LANGUAGES: &[&str] = &["rust", "python", "js"];
 
 /// Writes the template for `language` into a new directory `dir` (its last component names
 /// the crate or module).
@@ -38,12 +40,17 @@ pub fn create(language: &str, dir: &Path) -> anyhow::Result<()> {
     let files: Vec<(&str, String)> = match language {
         "rust" => rust(name),
         "python" => python(&name.replace('-', "_")),
+        "js" => js(name),
         other => bail!("no template for {other:?}: use one of {LANGUAGES:?}"),
     };
     for (file, text) in files {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().expect("template files are in a directory"))?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        if file.ends_with(".sh") {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     Ok(())
 }
@@ -100,9 +107,89 @@ fn python(module: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// guest-examples/js: its pinned packages, build script and WIT (the example is built and
+/// served by the tests, so the template builds as the example does).
+const JS_FILES: &[(&str, &str)] = &[
+    ("package.json", include_str!("../../embed/js/package.json")),
+    (
+        "package-lock.json",
+        include_str!("../../embed/js/package-lock.json"),
+    ),
+    ("build.sh", include_str!("../../embed/js/build.sh")),
+    (".gitignore", include_str!("../../embed/js/.gitignore")),
+    (
+        "wit/world.wit",
+        include_str!("../../embed/js/wit/world.wit"),
+    ),
+    (
+        "wit/deps/LICENSE.md",
+        include_str!("../../embed/js/wit/deps/LICENSE.md"),
+    ),
+    (
+        "wit/deps/cli/package.wit",
+        include_str!("../../embed/js/wit/deps/cli/package.wit"),
+    ),
+    (
+        "wit/deps/clocks/package.wit",
+        include_str!("../../embed/js/wit/deps/clocks/package.wit"),
+    ),
+    (
+        "wit/deps/filesystem/package.wit",
+        include_str!("../../embed/js/wit/deps/filesystem/package.wit"),
+    ),
+    (
+        "wit/deps/http/package.wit",
+        include_str!("../../embed/js/wit/deps/http/package.wit"),
+    ),
+    (
+        "wit/deps/io/package.wit",
+        include_str!("../../embed/js/wit/deps/io/package.wit"),
+    ),
+    (
+        "wit/deps/random/package.wit",
+        include_str!("../../embed/js/wit/deps/random/package.wit"),
+    ),
+    (
+        "wit/deps/sockets/package.wit",
+        include_str!("../../embed/js/wit/deps/sockets/package.wit"),
+    ),
+];
+/// The example's package name, replaced by the new project's.
+const JS_PACKAGE_NAME: &str = "\"name\": \"cheroot-wasm-js-guest\"";
+
+fn js(name: &str) -> Vec<(&'static str, String)> {
+    let mut files: Vec<(&'static str, String)> = JS_FILES
+        .iter()
+        .map(|&(file, text)| {
+            let text = text.replace(JS_PACKAGE_NAME, &format!("\"name\": {name:?}"));
+            (file, text)
+        })
+        .collect();
+    files.push((
+        "app.js",
+        "// A wasi:http application in JavaScript: `cheroot-wasm serve routes.toml --build`.\n// Its path below the route's mount point is in the `cheroot-path-info` header.\n\naddEventListener('fetch', (event) => {\n  const path = event.request.headers.get('cheroot-path-info') ?? new URL(event.request.url).pathname;\n  event.respondWith(\n    new Response(`Hello from ${event.request.method} ${path || '/'}!\\n`, {\n      headers: { 'content-type': 'text/plain' },\n    }),\n  );\n});\n".to_string(),
+    ));
+    files.push((
+        "routes.toml",
+        "# cheroot-wasm serve routes.toml --build  (needs node and npm)\n[[route]]\npath = \"/\"\ncomponent = \"target/app.wasm\"\nbuild = \"./build.sh\"\n".to_string(),
+    ));
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_js_template_renames_its_package() {
+        let files = js("shop");
+        let lock = &files
+            .iter()
+            .find(|(f, _)| *f == "package-lock.json")
+            .unwrap()
+            .1;
+        assert!(!lock.contains(JS_PACKAGE_NAME) && lock.contains("\"name\": \"shop\""));
+    }
 
     #[test]
     fn the_sdk_copy_finds_its_wit() {

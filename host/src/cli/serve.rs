@@ -71,7 +71,7 @@ pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(admin) = server.admin_addr() {
         println!("Admin on http://{admin}/ (/healthz /readyz /stats /metrics)");
     }
-    for (route, kind) in server.live().get().guests() {
+    for (route, kind, _) in server.live().get().guests() {
         println!(
             "  {:<24} {:<9} {}",
             route.display_name(),

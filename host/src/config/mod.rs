@@ -41,6 +41,7 @@
 //! build = "cargo build --release"  # run by `serve --build`, in this file's directory (optional)
 //! timeout = "30s"                  # wall-clock budget for one request (optional)
 //! instances = "warm"               # "warm": reuse instances; "fresh": one per request
+//!                                  # (default: warm for WSGI apps, fresh for wasi:http ones)
 //! max-concurrency = 64             # instances running at once; more requests queue
 //! max-requests = 10000             # a warm instance is recycled after this many requests
 //! idle-timeout = "60s"             # idle warm instances are dropped after this long
@@ -265,8 +266,10 @@ pub struct Route {
 pub struct Limits {
     /// Wall-clock budget for one request.
     pub timeout: Duration,
-    /// Reuse instances across requests, or make one per request.
-    pub instances: InstanceModel,
+    /// Reuse instances across requests, or make one per request; unset, the guest's kind
+    /// decides (a WSGI application is warm, a wasi:http proxy fresh, as every wasi:http
+    /// host runs them and as their toolchains assume).
+    pub instances: Option<InstanceModel>,
     /// Instances that may run at once.
     pub max_concurrency: usize,
     /// Requests one warm instance serves before it is replaced.
@@ -285,7 +288,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             timeout: DEFAULT_TIMEOUT,
-            instances: InstanceModel::Warm,
+            instances: None,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             max_requests: DEFAULT_MAX_REQUESTS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -300,8 +303,9 @@ impl fmt::Display for Limits {
     /// One line, in routes.toml's words, as `check` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let instances = match self.instances {
-            InstanceModel::Warm => "warm",
-            InstanceModel::Fresh => "fresh",
+            Some(InstanceModel::Warm) => "warm",
+            Some(InstanceModel::Fresh) => "fresh",
+            None => "by-kind",
         };
         write!(
             f,
@@ -702,7 +706,7 @@ impl Checker<'_> {
         let key = |name: &str| format!("{table}.{name}");
         Ok(Limits {
             timeout: self.duration(&raw.timeout, key("timeout"), base.timeout)?,
-            instances: raw.instances.unwrap_or(base.instances),
+            instances: raw.instances.or(base.instances),
             max_concurrency: self.count(
                 &raw.max_concurrency,
                 key("max-concurrency"),
@@ -1057,7 +1061,7 @@ mod tests {
         assert_eq!(c.routes[1].display_prefix(), "/");
         assert_eq!(c.routes[1].component, Path::new("/abs/r.wasm"));
         assert_eq!(c.routes[1].limits.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(c.routes[1].limits.instances, InstanceModel::Warm);
+        assert_eq!(c.routes[1].limits.instances, None);
         assert_eq!(c.routes[1].limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
     }
 
@@ -1194,7 +1198,7 @@ mod tests {
         assert_eq!(a.timeout, Duration::from_secs(1), "a route's own key wins");
         assert_eq!(b.timeout, Duration::from_secs(5));
         assert_eq!((a.memory, b.memory), (64 << 20, 64 << 20));
-        assert_eq!(b.instances, InstanceModel::Fresh);
+        assert_eq!(b.instances, Some(InstanceModel::Fresh));
         assert_eq!(
             b.max_concurrency, DEFAULT_MAX_CONCURRENCY,
             "built-in default"

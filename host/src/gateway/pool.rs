@@ -49,6 +49,8 @@ pub struct Pool {
     dirs: WasiFilesystemCtx,
     stats: Arc<RouteStats>,
     route: Arc<Route>,
+    /// The route's `instances`, or its kind's default.
+    model: InstanceModel,
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
     idle: Arc<Mutex<Vec<Idle>>>,
@@ -65,8 +67,12 @@ impl Pool {
     /// it ends with the pool.
     pub fn new(pre: GuestPre, route: Arc<Route>, stats: Arc<RouteStats>) -> anyhow::Result<Self> {
         let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
+        let model = route.limits.instances.unwrap_or(match pre.kind() {
+            Kind::Wsgi => InstanceModel::Warm,
+            Kind::WasiHttp => InstanceModel::Fresh,
+        });
         let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
-        if route.limits.instances == InstanceModel::Warm {
+        if model == InstanceModel::Warm {
             let weak = Arc::downgrade(&idle);
             let every = (route.limits.idle_timeout / 2)
                 .clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -94,6 +100,7 @@ impl Pool {
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,
+            model,
             queued: AtomicUsize::new(0),
             idle,
         })
@@ -104,12 +111,17 @@ impl Pool {
         self.pre.kind()
     }
 
+    /// Whether its instances are warm or fresh.
+    pub fn model(&self) -> InstanceModel {
+        self.model
+    }
+
     /// What the environ's wsgi.multithread/multiprocess/run_once say about this pool.
     pub fn concurrency(&self) -> Concurrency {
         Concurrency {
             multithread: false,
             multiprocess: true,
-            run_once: self.route.limits.instances == InstanceModel::Fresh,
+            run_once: self.model == InstanceModel::Fresh,
         }
     }
 
@@ -191,7 +203,7 @@ impl Pool {
             ..
         } = lease;
         instance.served += 1;
-        let warm = self.route.limits.instances == InstanceModel::Warm;
+        let warm = self.model == InstanceModel::Warm;
         let event = match (completed, warm) {
             (false, _) => Some(InstanceEvent::Discarded),
             (true, true) if instance.served >= self.route.limits.max_requests => {

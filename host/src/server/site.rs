@@ -127,9 +127,16 @@ impl Site {
         self.targets.iter().map(|t| &t.route)
     }
 
-    /// Every route with the kind of guest it serves.
-    pub fn guests(&self) -> impl Iterator<Item = (&Arc<Route>, crate::gateway::Kind)> {
-        self.targets.iter().map(|t| (&t.route, t.pool.kind()))
+    /// Every route with the kind of guest it serves and the limits it runs under (its
+    /// instance model settled by that kind).
+    pub fn guests(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<Route>, crate::gateway::Kind, crate::config::Limits)> {
+        self.targets.iter().map(|t| {
+            let mut limits = t.route.limits.clone();
+            limits.instances = Some(t.pool.model());
+            (&t.route, t.pool.kind(), limits)
+        })
     }
 }
 

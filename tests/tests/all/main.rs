@@ -11,6 +11,7 @@ mod dispatch;
 mod environ;
 mod errors;
 mod guests;
+mod js;
 mod lifecycle;
 mod pool;
 mod protocol;

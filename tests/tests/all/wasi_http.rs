@@ -5,17 +5,18 @@
 use crate::common::*;
 use tokio::io::AsyncWriteExt;
 
-/// WSGI hello at `/`, the wasi:http guest at `/rust` (warm) and `/fresh` (fresh).
+/// WSGI hello at `/`, the wasi:http guest at `/rust` (warm: this one may be reused) and
+/// `/fresh` (a wasi:http route's default).
 async fn mixed(extra: &str) -> TestServer {
     let routes = format!(
         "{}{}{}",
         route("/", HELLO, ""),
-        route("/rust", HTTP_HELLO, extra),
         route(
-            "/fresh",
+            "/rust",
             HTTP_HELLO,
-            &format!("instances = \"fresh\"\n{extra}")
+            &format!("instances = \"warm\"\n{extra}")
         ),
+        route("/fresh", HTTP_HELLO, extra),
     );
     TestServer::start(&routes).await
 }
