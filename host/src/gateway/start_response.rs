@@ -277,12 +277,16 @@ impl ResponseWriter {
     }
 
     /// The exchange failed: the service answers `failure` if nothing was sent, otherwise the
-    /// body is aborted and the connection closed.
+    /// body is aborted and the connection closed (unless it was finished already).
     pub fn fail(&mut self, failure: Failure) {
         if let Some(tx) = self.outcome.take() {
             let _ = tx.send(Err(failure));
         }
-        self.end_body(false);
+        // A body the guest already finished (a wasi:http guest that failed afterwards) went
+        // out whole: it stays complete.
+        if !self.finished {
+            self.end_body(false);
+        }
     }
 
     /// Ends a streaming body, `complete` or cut off.
