@@ -44,6 +44,18 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
             let names: Vec<&str> = route.env.iter().map(|(k, _)| k.as_str()).collect();
             println!("  {:<24} env: {}", "", names.join(", "));
         }
+        for target in &route.limits.outbound {
+            let any = matches!(target.host, crate::config::OutboundHost::Any);
+            println!(
+                "  {:<24} outbound: {target}{}",
+                "",
+                if any {
+                    "  (warning: any host on this port, public addresses only)"
+                } else {
+                    ""
+                }
+            );
+        }
         for (guest, host) in &route.dirs {
             println!("  {:<24} dir: {guest} = {} (read-only)", "", host.display());
         }

@@ -48,6 +48,7 @@
 //! queue-timeout = "5s"             # how long a request may wait for an instance (then 503)
 //! max-request-body = "10MiB"       # larger request bodies get 413 (default: no limit)
 //! memory = "128MiB"                # linear memory one instance may grow to
+//! outbound = ["tcp://db:5432"]     # what the guest may connect to over TCP (default: nothing)
 //! ```
 
 use std::collections::BTreeMap;
@@ -62,10 +63,12 @@ use toml::Spanned;
 
 mod bind;
 mod host;
+mod outbound;
 mod proxies;
 
 pub use bind::{BindAddr, BindOptions};
 pub use host::HostPattern;
+pub use outbound::{OutboundHost, OutboundScheme, OutboundTarget};
 pub use proxies::{ForwardedHeader, TrustedProxies};
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
@@ -282,6 +285,8 @@ pub struct Limits {
     pub max_request_body: Option<u64>,
     /// Linear memory one instance may grow to, in bytes.
     pub memory: u64,
+    /// What the guest may connect to (empty: nothing).
+    pub outbound: Vec<OutboundTarget>,
 }
 
 impl Default for Limits {
@@ -295,6 +300,7 @@ impl Default for Limits {
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             max_request_body: None,
             memory: DEFAULT_MEMORY,
+            outbound: Vec::new(),
         }
     }
 }
@@ -318,9 +324,14 @@ impl fmt::Display for Limits {
             show_size(self.memory),
         )?;
         match self.max_request_body {
-            Some(n) => write!(f, " max-request-body={}", show_size(n)),
-            None => write!(f, " max-request-body=unlimited"),
+            Some(n) => write!(f, " max-request-body={}", show_size(n))?,
+            None => write!(f, " max-request-body=unlimited")?,
         }
+        if !self.outbound.is_empty() {
+            let targets: Vec<String> = self.outbound.iter().map(|t| t.to_string()).collect();
+            write!(f, " outbound={}", targets.join(","))?;
+        }
+        Ok(())
     }
 }
 
@@ -480,6 +491,7 @@ struct RawRoute {
     queue_timeout: Option<Spanned<String>>,
     max_request_body: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
+    outbound: Option<Spanned<Vec<String>>>,
 }
 
 /// Turns spans into [`Location`]s and reports bad values, for one file.
@@ -735,6 +747,29 @@ impl Checker<'_> {
             memory: self
                 .size(&raw.memory, key("memory"), 1 << 16..=MAX_MEMORY)?
                 .unwrap_or(base.memory),
+            outbound: match &raw.outbound {
+                None => base.outbound.clone(),
+                Some(list) => list
+                    .get_ref()
+                    .iter()
+                    .map(|entry| {
+                        let target = OutboundTarget::parse(entry).and_then(|t| {
+                            if t.scheme == OutboundScheme::Tcp {
+                                Ok(t)
+                            } else {
+                                Err("outbound HTTP(S) cannot be granted yet (wasi:http's outgoing requests are refused); grant the TCP target instead (tcp://, postgres://, mysql://, redis://)".into())
+                            }
+                        });
+                        target.map_err(|why| {
+                            invalid(
+                                self.at(list.span()),
+                                key("outbound"),
+                                format!("{entry:?}: {why}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
         })
     }
 

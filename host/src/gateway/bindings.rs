@@ -32,3 +32,71 @@ pub use generated::{App, AppPre};
 /// wasi:http's world and types, as wasmtime-wasi-http generates them.
 pub use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 pub use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+
+/// `wasi:sockets/ip-name-lookup`, generated here so the host answers it itself (only for
+/// the names a route's `outbound` grants, see [`super::outbound`]) in place of
+/// wasmtime-wasi's, which would resolve any name. The other types are wasmtime-wasi's.
+mod lookup {
+    wasmtime::component::bindgen!({
+        inline: r#"
+            package cheroot:lookup;
+
+            package wasi:io@0.2.12 {
+                interface error { resource error; }
+                interface poll { resource pollable; }
+            }
+
+            package wasi:sockets@0.2.12 {
+                interface network {
+                    use wasi:io/error@0.2.12.{error};
+                    resource network;
+                    enum error-code {
+                        unknown, access-denied, not-supported, invalid-argument,
+                        out-of-memory, timeout, concurrency-conflict, not-in-progress,
+                        would-block, invalid-state, new-socket-limit, address-not-bindable,
+                        address-in-use, remote-unreachable, connection-refused,
+                        connection-reset, connection-aborted, datagram-too-large,
+                        name-unresolvable, temporary-resolver-failure,
+                        permanent-resolver-failure,
+                    }
+                    type ipv4-address = tuple<u8, u8, u8, u8>;
+                    type ipv6-address = tuple<u16, u16, u16, u16, u16, u16, u16, u16>;
+                    variant ip-address { ipv4(ipv4-address), ipv6(ipv6-address) }
+                    @unstable(feature = network-error-code)
+                    network-error-code: func(err: borrow<error>) -> option<error-code>;
+                }
+                interface ip-name-lookup {
+                    use wasi:io/poll@0.2.12.{pollable};
+                    use network.{network, error-code, ip-address};
+                    resource resolve-address-stream {
+                        resolve-next-address: func() -> result<option<ip-address>, error-code>;
+                        subscribe: func() -> pollable;
+                    }
+                    resolve-addresses: func(network: borrow<network>, name: string)
+                        -> result<resolve-address-stream, error-code>;
+                }
+            }
+
+            world lookup {
+                import wasi:sockets/ip-name-lookup@0.2.12;
+            }
+        "#,
+        world: "lookup",
+        imports: {
+            "wasi:sockets/ip-name-lookup.resolve-addresses": async | trappable,
+            default: trappable,
+        },
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:sockets/network": wasmtime_wasi::p2::bindings::sockets::network,
+            "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::gateway::outbound::Lookup,
+        },
+        trappable_error_type: {
+            "wasi:sockets/network.error-code" => wasmtime_wasi::p2::SocketError,
+        },
+    });
+}
+
+pub use lookup::wasi::sockets::ip_name_lookup::{
+    Host as HostIpNameLookup, HostResolveAddressStream, add_to_linker as add_ip_name_lookup,
+};

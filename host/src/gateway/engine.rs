@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{App, AppPre, ProxyPre};
+use super::bindings::{App, AppPre, ProxyPre, add_ip_name_lookup};
 use super::guest::GuestPre;
 use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::state::HostState;
@@ -155,6 +155,11 @@ fn start_epoch_ticker(engine: &Engine) {
 pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
+    // Name lookups are answered by the host itself, for granted names only.
+    linker.allow_shadowing(true);
+    add_ip_name_lookup::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|e| anyhow!(e))?;
+    linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
     App::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| anyhow!(e))?;

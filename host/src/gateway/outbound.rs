@@ -1,13 +1,27 @@
-//! The guest's side of wasi:http beyond its own request: the headers it may never set, and
-//! its outgoing requests (`wasi:http/outgoing-handler`), which [`OutboundHttp`] decides.
+//! What a guest may reach outside its sandbox: its route's `outbound` grant ([`Grant`]),
+//! enforced at the three places anything leaves.
 //!
-//! No route is granted outbound HTTP yet, so every request is refused before any
-//! connection, with `error-code.http-request-denied`: an error the guest sees and can
-//! answer, not a trap. A grant from routes.toml is checked in [`OutboundHttp::send_request`]
-//! (the one place a request leaves the sandbox) and nowhere else.
+//! - **Names** (`wasi:sockets/ip-name-lookup`): the host answers only for the names the
+//!   grant lists ([`Lookup`]); any other name is refused without a DNS query, so a guest can
+//!   neither probe the network nor leak data through DNS. The addresses it answers leave
+//!   out loopback, link-local (169.254.0.0/16, cloud metadata), unspecified and multicast
+//!   ones: a granted name that resolves there is not followed.
+//! - **TCP** (`wasi:sockets/tcp`, through wasmtime-wasi's address check): `connect` only to
+//!   an address a granted name resolves to (as above) or a granted address literally, on
+//!   the granted port. `bind` only as part of a connect, `listen` and UDP never: the guest
+//!   gets `access-denied`, never a trap.
+//! - **HTTP** (`wasi:http/outgoing-handler`, [`OutboundHttp`]): refused before any
+//!   connection with `error-code.http-request-denied`: no route can be granted outbound
+//!   HTTP yet.
+//!
+//! Every refusal is logged once per route and target, so an operator sees what an
+//! application tried without a guest being able to flood the log.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::HeaderName;
 use wasmtime_wasi_http::{
@@ -15,7 +29,210 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
+use wasmtime_wasi::sockets::SocketAddrUse;
+
+use super::bindings::{HostIpNameLookup, HostResolveAddressStream};
 use super::start_response::is_hop_by_hop;
+use super::state::HostState;
+use crate::config::{OutboundHost, OutboundScheme, OutboundTarget, Route};
+
+/// How long a granted name's addresses are trusted before it is resolved again.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
+/// How long a name lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Distinct refused targets logged per route; past this, refusals are only counted.
+const MAX_LOGGED_REFUSALS: usize = 256;
+
+/// A route's grant, shared by all its instances.
+pub struct Grant {
+    route: Arc<str>,
+    targets: Vec<OutboundTarget>,
+    resolved: Mutex<HashMap<String, (Instant, Vec<IpAddr>)>>,
+    logged: Mutex<HashSet<String>>,
+}
+
+impl Grant {
+    /// `route`'s `outbound` grant.
+    pub fn new(route: &Route) -> Arc<Grant> {
+        Arc::new(Grant {
+            route: route.display_name().into(),
+            targets: route.limits.outbound.clone(),
+            resolved: Mutex::default(),
+            logged: Mutex::default(),
+        })
+    }
+
+    /// Whether any TCP target is granted (else wasi:sockets' TCP is switched off outright).
+    pub fn allows_tcp(&self) -> bool {
+        self.targets.iter().any(|t| t.scheme == OutboundScheme::Tcp)
+    }
+
+    /// Whether `name` is granted as a host (for any scheme).
+    fn grants_name(&self, name: &str) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(&t.host, OutboundHost::Name(n) if n == name))
+    }
+
+    /// The addresses a guest may be told for `name`: a granted name's, resolved by the host,
+    /// without the ones no name may lead to ([`is_reachable`]); an address written as a name
+    /// is itself.
+    pub async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ErrorCode> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Ok(ip) = name.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(vec![ip]);
+        }
+        if !self.grants_name(&name) {
+            self.refused(&format!("name lookup of {name:?}"));
+            return Err(ErrorCode::AccessDenied);
+        }
+        if let Some((at, ips)) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return Ok(ips.clone());
+        }
+        let found =
+            tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
+                .await
+                .map_err(|_| ErrorCode::TemporaryResolverFailure)?
+                .map_err(|_| ErrorCode::NameUnresolvable)?;
+        let mut ips: Vec<IpAddr> = found
+            .map(|a| a.ip().to_canonical())
+            .filter(|ip| is_reachable(*ip))
+            .collect();
+        ips.dedup();
+        if ips.is_empty() {
+            self.refused(&format!(
+                "{name}: it resolves only to loopback, link-local or other addresses no name may lead to"
+            ));
+            return Err(ErrorCode::NameUnresolvable);
+        }
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, (Instant::now(), ips.clone()));
+        Ok(ips)
+    }
+
+    /// wasmtime-wasi's address check: whether the guest may use `addr` so.
+    pub async fn allows(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
+        let ip = addr.ip().to_canonical();
+        let allowed = match use_ {
+            // The implicit bind of a connect (the wildcard address, any port).
+            SocketAddrUse::TcpBind => ip.is_unspecified() && addr.port() == 0,
+            SocketAddrUse::TcpConnect => {
+                let mut allowed = false;
+                for target in self
+                    .targets
+                    .iter()
+                    .filter(|t| t.scheme == OutboundScheme::Tcp && t.port == addr.port())
+                {
+                    allowed = match &target.host {
+                        OutboundHost::Ip(granted) => granted.to_canonical() == ip,
+                        OutboundHost::Any => is_reachable(ip),
+                        OutboundHost::Name(name) => {
+                            self.resolve(name).await.is_ok_and(|ips| ips.contains(&ip))
+                        }
+                    };
+                    if allowed {
+                        break;
+                    }
+                }
+                allowed
+            }
+            _ => false,
+        };
+        if !allowed {
+            let what = match use_ {
+                SocketAddrUse::TcpBind => "tcp bind",
+                SocketAddrUse::TcpListen => "tcp listen",
+                SocketAddrUse::TcpConnect => "tcp connect",
+                _ => "udp",
+            };
+            self.refused(&format!("{what} {addr}"));
+        }
+        allowed
+    }
+
+    /// Logs a refusal, once per route and target.
+    fn refused(&self, target: &str) {
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        if logged.len() < MAX_LOGGED_REFUSALS && logged.insert(target.to_owned()) {
+            tracing::warn!(
+                route = %self.route,
+                target = %super::output::log_safe(target, 256),
+                "outbound refused: not in the route's outbound grant"
+            );
+        }
+    }
+}
+
+/// Whether a name (or `*`) may lead to `ip`: not loopback, link-local (cloud metadata at
+/// 169.254.169.254 included), unspecified, multicast or broadcast. An operator who means
+/// such an address writes it literally.
+fn is_reachable(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unicast_link_local())
+        }
+    }
+}
+
+/// The host side of `resolve-address-stream`: the addresses, found before it was made.
+pub struct Lookup(std::vec::IntoIter<IpAddr>);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Lookup {
+    async fn ready(&mut self) {}
+}
+
+impl HostIpNameLookup for HostState {
+    async fn resolve_addresses(
+        &mut self,
+        network: Resource<Network>,
+        name: String,
+    ) -> Result<Resource<Lookup>, SocketError> {
+        self.table().get(&network)?;
+        let grant = self.grant().clone();
+        let ips = grant.resolve(&name).await?;
+        Ok(self.table().push(Lookup(ips.into_iter()))?)
+    }
+}
+
+impl HostResolveAddressStream for HostState {
+    fn resolve_next_address(
+        &mut self,
+        this: Resource<Lookup>,
+    ) -> Result<Option<IpAddress>, SocketError> {
+        Ok(self.table().get_mut(&this)?.0.next().map(IpAddress::from))
+    }
+
+    fn subscribe(&mut self, this: Resource<Lookup>) -> wasmtime::Result<Resource<DynPollable>> {
+        wasmtime_wasi::p2::subscribe(self.table(), this)
+    }
+
+    fn drop(&mut self, this: Resource<Lookup>) -> wasmtime::Result<()> {
+        self.table().delete(this)?;
+        Ok(())
+    }
+}
 
 /// A store's outbound HTTP policy.
 pub struct OutboundHttp {
@@ -72,5 +289,28 @@ impl WasiHttpHooks for OutboundHttp {
             );
         }
         Box::new(async { Err(HttpError::HttpRequestDenied) })
+    }
+}
+
+/// What the host's `ip-name-lookup` needs of `wasi:sockets/network` (its error conversion),
+/// answered as wasmtime-wasi answers it; the linker keeps wasmtime-wasi's own network
+/// functions.
+impl wasmtime_wasi::p2::bindings::sockets::network::Host for HostState {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        wasmtime_wasi::sockets::WasiSocketsView::sockets(self).convert_error_code(error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        wasmtime_wasi::sockets::WasiSocketsView::sockets(self).network_error_code(err)
+    }
+}
+
+impl wasmtime_wasi::p2::bindings::sockets::network::HostNetwork for HostState {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        self.table().delete(this)?;
+        Ok(())
     }
 }

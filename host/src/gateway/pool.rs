@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::guest::{Guest, GuestPre, Kind};
+use super::outbound::Grant;
 use super::output::{MAX_FAILURE_TEXT, log_safe};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 
@@ -47,6 +48,7 @@ pub struct Lease {
 pub struct Pool {
     pre: GuestPre,
     dirs: WasiFilesystemCtx,
+    grant: Arc<Grant>,
     stats: Arc<RouteStats>,
     route: Arc<Route>,
     /// The route's `instances`, or its kind's default.
@@ -97,6 +99,7 @@ impl Pool {
         Ok(Pool {
             pre,
             dirs,
+            grant: Grant::new(&route),
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,
@@ -174,8 +177,14 @@ impl Pool {
     }
 
     async fn instantiate(&self) -> Result<Instance, Failure> {
-        let mut store = new_store(self.pre.engine(), &self.route, &self.dirs, &self.stats)
-            .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
+        let mut store = new_store(
+            self.pre.engine(),
+            &self.route,
+            &self.dirs,
+            &self.grant,
+            &self.stats,
+        )
+        .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
         let guest = self.pre.instantiate(&mut store).await.map_err(|e| {
             if e.is::<wasmtime::PoolConcurrencyLimitError>() {
                 // Every slot of the server's instance pool is taken: a capacity problem

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::WsgiError;
 use super::input::RequestBody;
 use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES};
-use super::outbound::OutboundHttp;
+use super::outbound::{Grant, OutboundHttp};
 use super::output::{GuestOutput, OutputBudget};
 use super::start_response::ResponseWriter;
 use crate::config::Route;
@@ -37,6 +37,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    grant: Arc<Grant>,
     limits: CountingLimiter,
     exchange: Option<Exchange>,
     exchanges: u64,
@@ -66,6 +67,11 @@ impl HostState {
     /// The resource table (for the host imports).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// The route's outbound grant.
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
     }
 
     /// Starts an exchange; returns its number.
@@ -117,14 +123,15 @@ pub(super) fn open_dirs(route: &Route) -> wasmtime::Result<WasiFilesystemCtx> {
     Ok(wasi.build().filesystem().clone())
 }
 
-/// A store with the route's sandbox: its env and read-only dirs (`dirs`, from [`open_dirs`])
-/// and nothing else of the host (no inherited environment, no network: every socket call
-/// and name lookup is refused; every outgoing HTTP request too, see [`super::outbound`]),
-/// guest output to the log, and the limits of [`super::limits`].
+/// A store with the route's sandbox: its env and read-only dirs (`dirs`, from [`open_dirs`]),
+/// the network its `outbound` grant opens (see [`super::outbound`]; nothing by default) and
+/// nothing else of the host (no inherited environment), guest output to the log, and the
+/// limits of [`super::limits`].
 pub(super) fn new_store(
     engine: &Engine,
     route: &Route,
     dirs: &WasiFilesystemCtx,
+    grant: &Arc<Grant>,
     stats: &Arc<RouteStats>,
 ) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
@@ -134,11 +141,16 @@ pub(super) fn new_store(
     wasi.envs(&route.env)
         .stdout(stdout)
         .stderr(stderr)
-        .allow_tcp(false)
+        .allow_tcp(grant.allows_tcp())
         .allow_udp(false)
-        // wasmtime-wasi's default address check refuses every bind and connect too.
+        // Names are the host's own ip-name-lookup's (engine::linker), never wasmtime-wasi's.
         .allow_ip_name_lookup(false)
         .max_random_size(MAX_RANDOM_BYTES);
+    let checked = grant.clone();
+    wasi.socket_addr_check(move |addr, use_| {
+        let grant = checked.clone();
+        Box::pin(async move { grant.allows(addr, use_).await })
+    });
     let mut wasi = wasi.build();
     *wasi.filesystem() = dirs.clone();
     let mut table = ResourceTable::new();
@@ -149,6 +161,7 @@ pub(super) fn new_store(
         wasi,
         http: WasiHttpCtx::new(),
         outbound: OutboundHttp::new(name.into()),
+        grant: grant.clone(),
         limits,
         exchange: None,
         exchanges: 0,

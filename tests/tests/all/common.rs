@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 pub use cheroot_wasm_tests::{
-    BAD_IMPORT, CACHE_DIR, ECHO, ENVIRON, ERRORS, HELLO, HOSTILE, HTTP_HELLO, STREAM,
+    BAD_IMPORT, CACHE_DIR, ECHO, ENVIRON, ERRORS, HELLO, HOSTILE, HTTP_HELLO, OUTBOUND, STREAM,
 };
 
 /// Every read in a test gives up after this long, so a hung server fails the test.

@@ -13,6 +13,7 @@ mod tested_in {
     pub const errors: &str = "errors.rs, streaming.rs, pool.rs, sandbox.rs";
     pub const hostile: &str = "sandbox.rs";
     pub const bad_import: &str = "sandbox.rs";
+    pub const outbound: &str = "outbound.rs";
     pub const http_hello: &str = "wasi_http.rs, cli.rs; bench/run";
 }
 

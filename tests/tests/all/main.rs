@@ -13,6 +13,7 @@ mod errors;
 mod guests;
 mod js;
 mod lifecycle;
+mod outbound;
 mod pool;
 mod protocol;
 mod python;
