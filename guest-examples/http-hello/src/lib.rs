@@ -11,8 +11,9 @@
 //! - `/stream`: five chunks, then a trailer `chunks: 5` (declared in a `trailer` header, as
 //!   HTTP/1.1 needs).
 //! - `/request`: what the guest was told of the request, one `name: value` per line.
-//! - `/outbound`: tries `http://example.com/` through wasi:http's outgoing handler and says
-//!   what it got back (on cheroot-wasm: `http-request-denied`).
+//! - `/outbound?url=URL`: fetches URL (default `http://example.com/`) through wasi:http's
+//!   outgoing handler and says what it got back: `answered: STATUS BODY`, or the error
+//!   (`http-request-denied` unless the route's `outbound` grants the URL's target).
 //! - `/forbidden-header`: tries to set `connection` and `transfer-encoding` headers and says
 //!   what wasi:http answered.
 //! - `/short`: declares 100 bytes of body and writes 5.
@@ -51,7 +52,11 @@ impl Guest for HttpHello {
                 respond(response_out, 200, "text/plain", &[text.as_bytes()], true)
             }
             "/outbound" => {
-                let text = outbound();
+                let query = request.path_with_query().unwrap_or_default();
+                let url = query
+                    .split_once("?url=")
+                    .map_or("http://example.com/", |(_, url)| url);
+                let text = outbound(url);
                 respond(response_out, 200, "text/plain", &[text.as_bytes()], true)
             }
             "/forbidden-header" => {
@@ -164,17 +169,33 @@ fn describe(request: &IncomingRequest) -> String {
     text
 }
 
-fn outbound() -> String {
+fn outbound(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
     let request = OutgoingRequest::new(Fields::new());
-    let _ = request.set_scheme(Some(&Scheme::Http));
-    let _ = request.set_authority(Some("example.com"));
-    let _ = request.set_path_with_query(Some("/"));
+    let scheme = if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    let _ = request.set_scheme(Some(&scheme));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
     match outgoing_handler::handle(request, None) {
         Err(code) => format!("refused at once: {code:?}\n"),
         Ok(future) => {
             future.subscribe().block();
             match future.get() {
-                Some(Ok(Ok(response))) => format!("answered: {}\n", response.status()),
+                Some(Ok(Ok(response))) => {
+                    let status = response.status();
+                    let body = response.consume().expect("the body is consumed once");
+                    let stream = body.stream().expect("the stream is taken once");
+                    let mut text = Vec::new();
+                    while let Ok(chunk) = stream.blocking_read(64 * 1024) {
+                        text.extend_from_slice(&chunk);
+                    }
+                    format!("answered: {status} {}\n", String::from_utf8_lossy(&text))
+                }
                 Some(Ok(Err(code))) => format!("refused: {code:?}\n"),
                 other => format!("no answer: {other:?}\n"),
             }

@@ -146,6 +146,8 @@ pub struct ServerConfig {
     pub access_log_format: AccessLogFormat,
     /// `[server.tls]`, resolved against the file's directory.
     pub tls: Option<TlsSettings>,
+    /// `outbound-ca`: the CA certificates (PEM) outgoing HTTPS trusts instead of the web's.
+    pub outbound_ca: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +164,7 @@ impl Default for ServerConfig {
             access_log: AccessLogTarget::Stdout,
             access_log_format: AccessLogFormat::Combined,
             tls: None,
+            outbound_ca: None,
         }
     }
 }
@@ -453,6 +456,7 @@ struct RawServer {
     max_headers: Option<Spanned<i64>>,
     access_log: Option<Spanned<String>>,
     access_log_format: Option<AccessLogFormat>,
+    outbound_ca: Option<String>,
     tls: Option<Spanned<RawTls>>,
 }
 
@@ -682,6 +686,7 @@ impl Checker<'_> {
                 });
             }
         }
+        server.outbound_ca = raw.outbound_ca.map(|ca| base.join(ca));
         if let Some(log) = raw.access_log {
             server.access_log = AccessLogTarget::parse(log.get_ref(), base).map_err(|message| {
                 invalid(self.at(log.span()), "server.access-log".into(), message)
@@ -753,14 +758,7 @@ impl Checker<'_> {
                     .get_ref()
                     .iter()
                     .map(|entry| {
-                        let target = OutboundTarget::parse(entry).and_then(|t| {
-                            if t.scheme == OutboundScheme::Tcp {
-                                Ok(t)
-                            } else {
-                                Err("outbound HTTP(S) cannot be granted yet (wasi:http's outgoing requests are refused); grant the TCP target instead (tcp://, postgres://, mysql://, redis://)".into())
-                            }
-                        });
-                        target.map_err(|why| {
+                        OutboundTarget::parse(entry).map_err(|why| {
                             invalid(
                                 self.at(list.span()),
                                 key("outbound"),

@@ -10,12 +10,13 @@
 //!   `write`, and the response they build), [`output`] (the guest's stdout and stderr).
 //! - [`guest`]: the two kinds of guest — a WSGI application or a wasi:http proxy — told
 //!   apart by their exports; [`wsgi`] and [`wasi_http`] run one request through each.
-//! - [`outbound`]: what a guest may reach beyond its request (today: no HTTP, headers it
-//!   may never set).
+//! - [`outbound`]: what a guest may reach beyond its request (its route's grant, for names,
+//!   TCP and HTTP); [`egress`] sends the outgoing HTTP requests it allows.
 //! - [`bindings`]: the generated types of wit/wsgi.wit, and wasi:http's.
 
 pub(crate) mod bindings;
 pub(crate) mod call;
+pub(crate) mod egress;
 pub mod engine;
 pub(crate) mod guest;
 pub(crate) mod input;

@@ -10,9 +10,10 @@
 //!   an address a granted name resolves to (as above) or a granted address literally, on
 //!   the granted port. `bind` only as part of a connect, `listen` and UDP never: the guest
 //!   gets `access-denied`, never a trap.
-//! - **HTTP** (`wasi:http/outgoing-handler`, [`OutboundHttp`]): refused before any
-//!   connection with `error-code.http-request-denied`: no route can be granted outbound
-//!   HTTP yet.
+//! - **HTTP** (`wasi:http/outgoing-handler`, [`OutboundHttp`]): a request whose scheme,
+//!   host and port the grant lists is sent by the host ([`super::egress`]) to an address
+//!   resolved as above; any other is refused before any connection with
+//!   `error-code.http-request-denied`.
 //!
 //! Every refusal is logged once per route and target, so an operator sees what an
 //! application tried without a guest being able to flood the log.
@@ -50,24 +51,21 @@ const MAX_LOGGED_REFUSALS: usize = 256;
 pub struct Grant {
     route: Arc<str>,
     targets: Vec<OutboundTarget>,
+    tls: Arc<rustls::ClientConfig>,
     resolved: Mutex<HashMap<String, (Instant, Vec<IpAddr>)>>,
     logged: Mutex<HashSet<String>>,
 }
 
 impl Grant {
-    /// `route`'s `outbound` grant.
-    pub fn new(route: &Route) -> Arc<Grant> {
+    /// `route`'s `outbound` grant; `tls` is the client outgoing HTTPS uses.
+    pub fn new(route: &Route, tls: Arc<rustls::ClientConfig>) -> Arc<Grant> {
         Arc::new(Grant {
             route: route.display_name().into(),
             targets: route.limits.outbound.clone(),
+            tls,
             resolved: Mutex::default(),
             logged: Mutex::default(),
         })
-    }
-
-    /// Whether any TCP target is granted (else wasi:sockets' TCP is switched off outright).
-    pub fn allows_tcp(&self) -> bool {
-        self.targets.iter().any(|t| t.scheme == OutboundScheme::Tcp)
     }
 
     /// Whether `name` is granted as a host (for any scheme).
@@ -89,6 +87,11 @@ impl Grant {
             self.refused(&format!("name lookup of {name:?}"));
             return Err(ErrorCode::AccessDenied);
         }
+        self.lookup(name).await
+    }
+
+    /// `name`'s addresses, without those no name may lead to; cached for [`RESOLVED_FOR`].
+    async fn lookup(&self, name: String) -> Result<Vec<IpAddr>, ErrorCode> {
         if let Some((at, ips)) = self
             .resolved
             .lock()
@@ -119,6 +122,57 @@ impl Grant {
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, (Instant::now(), ips.clone()));
         Ok(ips)
+    }
+
+    /// Where an outgoing HTTP request may go: the addresses of its authority, if the grant
+    /// lists its scheme, host and port, and the TLS server name for `https`.
+    pub async fn http(
+        &self,
+        uri: &http::Uri,
+    ) -> Result<(Vec<SocketAddr>, Option<String>), HttpError> {
+        let (scheme, default_port) = match uri.scheme_str() {
+            Some("https") => (OutboundScheme::Https, 443),
+            Some("http") => (OutboundScheme::Http, 80),
+            _ => return Err(HttpError::HttpRequestUriInvalid),
+        };
+        let host = uri
+            .host()
+            .ok_or(HttpError::HttpRequestUriInvalid)?
+            .trim_matches(['[', ']'])
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(default_port);
+        let literal = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        let granted = self.targets.iter().find(|t| {
+            t.scheme == scheme
+                && t.port == port
+                && match &t.host {
+                    OutboundHost::Name(name) => *name == host,
+                    OutboundHost::Ip(ip) => Some(ip.to_canonical()) == literal,
+                    OutboundHost::Any => true,
+                }
+        });
+        let refused = || {
+            self.refused(&format!(
+                "{} request to {host}:{port}",
+                uri.scheme_str().unwrap_or("http")
+            ));
+            HttpError::HttpRequestDenied
+        };
+        let Some(target) = granted else {
+            return Err(refused());
+        };
+        let ips = match (literal, &target.host) {
+            (Some(ip), OutboundHost::Ip(_)) => vec![ip],
+            (Some(ip), _) if is_reachable(ip) => vec![ip],
+            (Some(_), _) => return Err(refused()),
+            (None, _) => self.lookup(host.clone()).await.map_err(|_| refused())?,
+        };
+        let addrs = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
+        Ok((addrs, (scheme == OutboundScheme::Https).then_some(host)))
     }
 
     /// wasmtime-wasi's address check: whether the guest may use `addr` so.
@@ -234,20 +288,15 @@ impl HostResolveAddressStream for HostState {
     }
 }
 
-/// A store's outbound HTTP policy.
+/// A store's side of wasi:http: its route's grant decides its outgoing requests.
 pub struct OutboundHttp {
-    route: Arc<str>,
-    /// A refusal is logged once per instance: a guest in a loop cannot flood the log.
-    logged: bool,
+    grant: Arc<Grant>,
 }
 
 impl OutboundHttp {
-    /// The policy of `route` (its display name, for the log).
-    pub fn new(route: Arc<str>) -> Self {
-        OutboundHttp {
-            route,
-            logged: false,
-        }
+    /// The policy of a route with `grant`.
+    pub fn new(grant: Arc<Grant>) -> Self {
+        OutboundHttp { grant }
     }
 }
 
@@ -274,21 +323,15 @@ impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        options: Option<RequestOptions>,
         _body_sent: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        if !std::mem::replace(&mut self.logged, true) {
-            let target = request
-                .uri()
-                .authority()
-                .map_or_else(String::new, |a| a.as_str().to_owned());
-            tracing::warn!(
-                route = %self.route,
-                target = %super::output::log_safe(&target, 256),
-                "outbound HTTP refused: this route has no outbound grant"
-            );
-        }
-        Box::new(async { Err(HttpError::HttpRequestDenied) })
+        let grant = self.grant.clone();
+        Box::new(async move {
+            let (addrs, tls_name) = grant.http(request.uri()).await?;
+            let tls = tls_name.map(|name| (grant.tls.clone(), name));
+            super::egress::send(request, addrs, tls, options).await
+        })
     }
 }
 

@@ -64,10 +64,16 @@ struct Idle {
 }
 
 impl Pool {
-    /// A pool over a prepared component, with the route's directories opened. Warm pools
+    /// A pool over a prepared component, with the route's directories opened and its
+    /// outbound grant (HTTPS through `outbound_tls`). Warm pools
     /// start a task that drops instances idle for longer than the route's `idle-timeout`;
     /// it ends with the pool.
-    pub fn new(pre: GuestPre, route: Arc<Route>, stats: Arc<RouteStats>) -> anyhow::Result<Self> {
+    pub fn new(
+        pre: GuestPre,
+        route: Arc<Route>,
+        stats: Arc<RouteStats>,
+        outbound_tls: Arc<rustls::ClientConfig>,
+    ) -> anyhow::Result<Self> {
         let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
         let model = route.limits.instances.unwrap_or(match pre.kind() {
             Kind::Wsgi => InstanceModel::Warm,
@@ -99,7 +105,7 @@ impl Pool {
         Ok(Pool {
             pre,
             dirs,
-            grant: Grant::new(&route),
+            grant: Grant::new(&route, outbound_tls),
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,

@@ -141,7 +141,9 @@ pub(super) fn new_store(
     wasi.envs(&route.env)
         .stdout(stdout)
         .stderr(stderr)
-        .allow_tcp(grant.allows_tcp())
+        // TCP is on, and the address check below refuses what the grant does not list, so
+        // every refused attempt is seen (and logged) there.
+        .allow_tcp(true)
         .allow_udp(false)
         // Names are the host's own ip-name-lookup's (engine::linker), never wasmtime-wasi's.
         .allow_ip_name_lookup(false)
@@ -160,7 +162,7 @@ pub(super) fn new_store(
         table,
         wasi,
         http: WasiHttpCtx::new(),
-        outbound: OutboundHttp::new(name.into()),
+        outbound: OutboundHttp::new(grant.clone()),
         grant: grant.clone(),
         limits,
         exchange: None,

@@ -68,6 +68,14 @@ impl Site {
         config.check_components()?;
         let engine = engine::new_engine(config)?;
         let linker = Arc::new(engine::linker(&engine)?);
+        let outbound_ca = match &config.server.outbound_ca {
+            Some(path) => Some(
+                tls::read_certs(path, "server.outbound-ca")
+                    .with_context(|| format!("{}: server.outbound-ca", config.file.display()))?,
+            ),
+            None => None,
+        };
+        let outbound_tls = crate::gateway::egress::tls_client(outbound_ca.as_deref())?;
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let started = std::time::Instant::now();
@@ -83,7 +91,13 @@ impl Site {
             let route = Arc::new(route.clone());
             let route_stats = stats.route(&route.display_name());
             targets.push(Arc::new(Target {
-                pool: Pool::new(pre, route.clone(), route_stats.clone()).with_context(|| {
+                pool: Pool::new(
+                    pre,
+                    route.clone(),
+                    route_stats.clone(),
+                    outbound_tls.clone(),
+                )
+                .with_context(|| {
                     format!(
                         "{}: route {:?}: opening its dirs",
                         route.dirs_at.as_ref().unwrap_or(&route.component_at),

@@ -105,3 +105,144 @@ async fn a_route_reaches_what_it_is_granted_and_nothing_else() {
     );
     server.assert_alive("/").await;
 }
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that answers every request with `body`, over TLS when
+/// `tls` is given.
+async fn upstream(body: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+                    stream: S,
+                    answer: String,
+                ) {
+                    let (read, mut write) = tokio::io::split(stream);
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if line.is_empty() {
+                            let _ = write.write_all(answer.as_bytes()).await;
+                            let _ = write.shutdown().await;
+                            return;
+                        }
+                    }
+                }
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, answer).await;
+                        }
+                    }
+                    None => serve(stream, answer).await,
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn outgoing_http_reaches_granted_origins_only_and_https_is_verified() {
+    use rcgen::{CertificateParams, KeyPair};
+    // A self-signed certificate for 127.0.0.1: the operator's `outbound-ca`.
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
+    // Another self-signed certificate for the same address, which the CA file does not hold.
+    let stranger_key = KeyPair::generate().unwrap();
+    let stranger = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&stranger_key)
+        .unwrap();
+    let stranger_config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![stranger.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(stranger_key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    let impostor = upstream(
+        "impostor",
+        Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+            stranger_config,
+        ))),
+    )
+    .await;
+    let plain = upstream("plain upstream", None).await;
+    let secure = upstream("secure upstream", Some(acceptor)).await;
+    let other = upstream("not granted", None).await;
+
+    let routes = format!(
+        "[server]\noutbound-ca = \"ca.pem\"\n\n{}{}",
+        route(
+            "/out",
+            HTTP_HELLO,
+            &format!(
+                "outbound = [\"http://127.0.0.1:{plain}\", \"https://127.0.0.1:{secure}\", \"http://localhost:{other}\", \"https://127.0.0.1:{impostor}\"]"
+            )
+        ),
+        route("/none", HTTP_HELLO, ""),
+    );
+    let pem = cert.pem();
+    let server = TestServer::start_with(&routes, |dir| {
+        std::fs::write(dir.join("ca.pem"), &pem).unwrap()
+    })
+    .await;
+    let fetch = |url: String| {
+        let server = &server;
+        async move { server.get(&format!("/out/outbound?url={url}")).await.text() }
+    };
+    assert_eq!(
+        fetch(format!("http://127.0.0.1:{plain}/x")).await,
+        "answered: 200 plain upstream\n"
+    );
+    assert_eq!(
+        fetch(format!("https://127.0.0.1:{secure}/")).await,
+        "answered: 200 secure upstream\n"
+    );
+    // A granted origin whose certificate does not chain to the CA file.
+    let text = fetch(format!("https://127.0.0.1:{impostor}/")).await;
+    assert!(text.starts_with("refused: ErrorCode::Tls"), "{text}");
+    // The scheme is part of the grant: plain HTTP to the TLS port, TLS to the plain one.
+    for url in [
+        format!("http://127.0.0.1:{secure}/"),
+        format!("https://127.0.0.1:{plain}/"),
+        // Not granted at all, and a granted name that resolves to loopback.
+        format!("http://127.0.0.1:{other}/"),
+        format!("http://localhost:{other}/"),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let text = fetch(url.clone()).await;
+        assert_eq!(text, "refused: ErrorCode::HttpRequestDenied\n", "{url}");
+    }
+    // A route without the grant.
+    let text = server
+        .get(&format!("/none/outbound?url=http://127.0.0.1:{plain}/"))
+        .await
+        .text();
+    assert_eq!(text, "refused: ErrorCode::HttpRequestDenied\n");
+}

@@ -89,7 +89,7 @@ fn pem_error(path: &Path, e: pem::Error) -> anyhow::Error {
 }
 
 /// Every certificate in a PEM file; at least one.
-fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+pub(crate) fn read_certs(path: &Path, key: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let bytes = read_file(path, key)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
