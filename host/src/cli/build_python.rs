@@ -23,7 +23,7 @@ const WIT: &str = include_str!("../../embed/wsgi.wit");
 const ADAPTER: &str = include_str!("../../embed/cheroot_wsgi.py");
 
 /// Modules imported only lazily by common frameworks, which the bundle must contain.
-const LAZY_IMPORTS: &[&str] = &["encodings.idna"];
+const LAZY_IMPORTS: &[&str] = &["encodings.idna", "encodings.unicode_escape", "_strptime"];
 
 /// What to build: `build-python`'s arguments.
 #[derive(Debug, Clone, clap::Args)]

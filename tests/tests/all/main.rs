@@ -6,6 +6,7 @@
 mod common;
 
 mod admin;
+mod databases;
 mod deploy;
 mod dispatch;
 mod environ;
