@@ -18,6 +18,8 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
+use crate::http::stats::RouteStats;
+
 /// How long connecting (TCP, then TLS) may take when the guest sets no timeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the response head may take when the guest sets no timeout.
@@ -57,6 +59,7 @@ pub async fn send(
     addrs: Vec<SocketAddr>,
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
     options: Option<RequestOptions>,
+    stats: Arc<RouteStats>,
 ) -> Result<(http::Response<WasiBody>, Connection), HttpError> {
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
@@ -114,13 +117,13 @@ pub async fn send(
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
-    let response = response.map(|body| Incoming(body).boxed_unsync());
+    let response = response.map(|body| Incoming(body, stats).boxed_unsync());
     let finished: Connection = Box::new(async move { done_rx.await.unwrap_or(Ok(())) });
     Ok((response, finished))
 }
 
-/// hyper's response body with wasi:http's error type.
-struct Incoming(hyper::body::Incoming);
+/// hyper's response body with wasi:http's error type, its bytes counted for the route.
+struct Incoming(hyper::body::Incoming, Arc<RouteStats>);
 
 impl Body for Incoming {
     type Data = Bytes;
@@ -130,9 +133,15 @@ impl Body for Incoming {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        Pin::new(&mut self.0)
+        let polled = Pin::new(&mut self.0)
             .poll_frame(cx)
-            .map_err(HttpError::from)
+            .map_err(HttpError::from);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.1.outbound_bytes(data.len() as u64);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -39,6 +39,7 @@ use super::bindings::{HostIpNameLookup, HostResolveAddressStream};
 use super::start_response::is_hop_by_hop;
 use super::state::HostState;
 use crate::config::{OutboundHost, OutboundScheme, OutboundTarget, Route};
+use crate::http::stats::{OutboundEvent, RouteStats};
 
 /// How long a granted name's addresses are trusted before it is resolved again.
 const RESOLVED_FOR: Duration = Duration::from_secs(30);
@@ -52,17 +53,24 @@ pub struct Grant {
     route: Arc<str>,
     targets: Vec<OutboundTarget>,
     tls: Arc<rustls::ClientConfig>,
+    stats: Arc<RouteStats>,
     resolved: Mutex<HashMap<String, (Instant, Vec<IpAddr>)>>,
     logged: Mutex<HashSet<String>>,
 }
 
 impl Grant {
-    /// `route`'s `outbound` grant; `tls` is the client outgoing HTTPS uses.
-    pub fn new(route: &Route, tls: Arc<rustls::ClientConfig>) -> Arc<Grant> {
+    /// `route`'s `outbound` grant; `tls` is the client outgoing HTTPS uses, `stats` where
+    /// what it allows and refuses is counted.
+    pub fn new(
+        route: &Route,
+        tls: Arc<rustls::ClientConfig>,
+        stats: Arc<RouteStats>,
+    ) -> Arc<Grant> {
         Arc::new(Grant {
             route: route.display_name().into(),
             targets: route.limits.outbound.clone(),
             tls,
+            stats,
             resolved: Mutex::default(),
             logged: Mutex::default(),
         })
@@ -203,6 +211,9 @@ impl Grant {
             }
             _ => false,
         };
+        if allowed && matches!(use_, SocketAddrUse::TcpConnect) {
+            self.stats.outbound(OutboundEvent::TcpConnect);
+        }
         if !allowed {
             let what = match use_ {
                 SocketAddrUse::TcpBind => "tcp bind",
@@ -215,8 +226,9 @@ impl Grant {
         allowed
     }
 
-    /// Logs a refusal, once per route and target.
+    /// Counts a refusal, and logs it once per route and target.
     fn refused(&self, target: &str) {
+        self.stats.outbound(OutboundEvent::Refused);
         let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
         if logged.len() < MAX_LOGGED_REFUSALS && logged.insert(target.to_owned()) {
             tracing::warn!(
@@ -330,7 +342,7 @@ impl WasiHttpHooks for OutboundHttp {
         Box::new(async move {
             let (addrs, tls_name) = grant.http(request.uri()).await?;
             let tls = tls_name.map(|name| (grant.tls.clone(), name));
-            super::egress::send(request, addrs, tls, options).await
+            super::egress::send(request, addrs, tls, options, grant.stats.clone()).await
         })
     }
 }

@@ -105,7 +105,7 @@ impl Pool {
         Ok(Pool {
             pre,
             dirs,
-            grant: Grant::new(&route, outbound_tls),
+            grant: Grant::new(&route, outbound_tls, stats.clone()),
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
             route,

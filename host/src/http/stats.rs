@@ -47,6 +47,8 @@ const GAUGES: [&str; 3] = ["idle", "busy", "queued"];
 const LIMITS: [&str; 5] = ["timeout", "memory", "unavailable", "trap", "body-too-large"];
 /// Instance events, as labelled.
 const EVENTS: [&str; 3] = ["created", "recycled", "discarded"];
+/// Outbound events, as labelled.
+const OUTBOUND: [&str; 3] = ["tcp-connect", "http-request", "refused"];
 
 /// The whole server's figures.
 pub struct Stats {
@@ -62,6 +64,8 @@ pub struct Stats {
     limits: Family<KindLabel, Counter>,
     instance_events: Family<KindLabel, Counter>,
     instances: Family<KindLabel, Gauge>,
+    outbound: Family<KindLabel, Counter>,
+    outbound_bytes: Family<RouteLabel, Counter>,
     ready: AtomicBool,
     draining: AtomicBool,
     routes: std::sync::Mutex<Vec<Arc<RouteStats>>>,
@@ -77,6 +81,8 @@ pub struct RouteStats {
     guest_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     limits: [Counter; LIMITS.len()],
     events: [Counter; EVENTS.len()],
+    outbound: [Counter; OUTBOUND.len()],
+    outbound_bytes: Counter,
     /// Idle, busy, queued: set from the pool at scrape time.
     instances: [Gauge; 3],
 }
@@ -110,6 +116,8 @@ impl Stats {
             limits: Family::default(),
             instance_events: Family::default(),
             instances: Family::default(),
+            outbound: Family::default(),
+            outbound_bytes: Family::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             routes: std::sync::Mutex::default(),
@@ -165,6 +173,16 @@ impl Stats {
             "Instances now: idle (warm), busy, and requests queued for one",
             stats.instances.clone(),
         );
+        registry.register(
+            "outbound",
+            "Outbound TCP connections and HTTP requests the route's grant allowed, and attempts it refused",
+            stats.outbound.clone(),
+        );
+        registry.register(
+            "outbound_bytes",
+            "Response body bytes received by the route's outgoing HTTP requests",
+            stats.outbound_bytes.clone(),
+        );
         Stats { registry, ..stats }
     }
 
@@ -196,6 +214,8 @@ impl Stats {
             limits: LIMITS.map(|l| self.limits.get_or_create_owned(&kind(l))),
             events: EVENTS.map(|e| self.instance_events.get_or_create_owned(&kind(e))),
             instances: GAUGES.map(|g| self.instances.get_or_create_owned(&kind(g))),
+            outbound: OUTBOUND.map(|o| self.outbound.get_or_create_owned(&kind(o))),
+            outbound_bytes: self.outbound_bytes.get_or_create_owned(&label),
         });
         routes.push(route.clone());
         route
@@ -261,6 +281,17 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// What happened to an outbound attempt, in [`OUTBOUND`]'s order.
+#[derive(Debug, Clone, Copy)]
+pub enum OutboundEvent {
+    /// A TCP connection the grant allowed.
+    TcpConnect,
+    /// An HTTP request the grant allowed.
+    HttpRequest,
+    /// An attempt the grant refused (a name, a connection, a request, a listen, UDP).
+    Refused,
+}
+
 /// An instance event, counted per route.
 #[derive(Debug, Clone, Copy)]
 pub enum InstanceEvent {
@@ -300,6 +331,8 @@ impl RouteStats {
             "guest_seconds": self.guest_seconds.get(),
             "instances": instances,
             "limit_hits": labelled(&LIMITS, counts(&self.limits)),
+            "outbound": labelled(&OUTBOUND, counts(&self.outbound)),
+            "outbound_bytes": self.outbound_bytes.get(),
         })
     }
 
@@ -338,6 +371,16 @@ impl RouteStats {
         if let Some(i) = LIMITS.iter().position(|l| *l == limit) {
             self.limits[i].inc();
         }
+    }
+
+    /// The route's grant allowed a TCP connection or an HTTP request, or refused an attempt.
+    pub fn outbound(&self, event: OutboundEvent) {
+        self.outbound[event as usize].inc();
+    }
+
+    /// Response body bytes an outgoing HTTP request received.
+    pub fn outbound_bytes(&self, n: u64) {
+        self.outbound_bytes.inc_by(n);
     }
 
     /// An instance was created, recycled or discarded.

@@ -31,7 +31,7 @@ async fn a_route_reaches_what_it_is_granted_and_nothing_else() {
     let granted = service("pong").await;
     let other = service("secret").await;
     let routes = format!(
-        "{}{}{}",
+        "[server]\nadmin = \"127.0.0.1:0\"\n\n{}{}{}",
         route(
             "/out",
             OUTBOUND,
