@@ -8,6 +8,8 @@
 //! | `lookup/<name>` | resolves a name and lists its addresses |
 //! | `udp/<host>:<port>` | sends one datagram |
 //! | `listen` | listens on a TCP port |
+//! | `hold/<n>/<host>:<port>` | opens `n` more connections and keeps them (a warm instance keeps them across requests) |
+//! | `release` | closes every connection `hold` kept |
 //!
 //! Each answers `200` with `ok: ...` or `refused: <error kind>: <error>`. Written with the
 //! Rust SDK.
@@ -32,6 +34,23 @@ fn connect(target: &str) -> std::io::Result<String> {
     Ok(line.trim_end().to_owned())
 }
 
+/// The connections `hold` keeps.
+static HELD: std::sync::Mutex<Vec<std::net::TcpStream>> = std::sync::Mutex::new(Vec::new());
+
+fn hold(arg: &str) -> String {
+    let (n, target) = arg.split_once('/').unwrap_or(("1", arg));
+    let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..n.parse::<usize>().unwrap_or(1) {
+        match std::net::TcpStream::connect(target) {
+            Ok(stream) => held.push(stream),
+            Err(e) => {
+                return format!("refused: {:?}: {e} (holding {})\n", e.kind(), held.len());
+            }
+        }
+    }
+    format!("ok: holding {}\n", held.len())
+}
+
 fn outbound(request: Request) -> Result<Response, String> {
     let path = request.path().trim_start_matches('/');
     let (case, arg) = path.split_once('/').unwrap_or((path, ""));
@@ -50,6 +69,11 @@ fn outbound(request: Request) -> Result<Response, String> {
         "listen" => report(std::net::TcpListener::bind("0.0.0.0:0"), |l| {
             format!("{:?}", l.local_addr())
         }),
+        "hold" => hold(arg),
+        "release" => {
+            HELD.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            "ok: released\n".to_string()
+        }
         _ => return Err(format!("no such case: {path:?}")),
     };
     Ok(Response::new("200 OK", body).header("Content-Type", "text/plain"))

@@ -48,7 +48,8 @@
 //! queue-timeout = "5s"             # how long a request may wait for an instance (then 503)
 //! max-request-body = "10MiB"       # larger request bodies get 413 (default: no limit)
 //! memory = "128MiB"                # linear memory one instance may grow to
-//! outbound = ["tcp://db:5432"]     # what the guest may connect to over TCP (default: nothing)
+//! outbound = ["tcp://db:5432"]     # what the guest may connect to (default: nothing)
+//! max-outbound-connections = 100   # outbound sockets open at once, all instances together
 //! ```
 
 use std::collections::BTreeMap;
@@ -89,6 +90,8 @@ pub const DEFAULT_MAX_REQUESTS: u64 = 10_000;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request may wait for a free instance before it gets 503.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Outbound connections one route's instances may hold open at once.
+pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 100;
 /// Client connections served at once; more wait in the listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Requests that may wait for an instance of one route; more get 503 at once.
@@ -290,6 +293,9 @@ pub struct Limits {
     pub memory: u64,
     /// What the guest may connect to (empty: nothing).
     pub outbound: Vec<OutboundTarget>,
+    /// Outbound connections (TCP sockets, HTTP requests) the route's instances may hold
+    /// open at once, all together.
+    pub max_outbound_connections: usize,
 }
 
 impl Default for Limits {
@@ -304,6 +310,7 @@ impl Default for Limits {
             max_request_body: None,
             memory: DEFAULT_MEMORY,
             outbound: Vec::new(),
+            max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
         }
     }
 }
@@ -332,7 +339,12 @@ impl fmt::Display for Limits {
         }
         if !self.outbound.is_empty() {
             let targets: Vec<String> = self.outbound.iter().map(|t| t.to_string()).collect();
-            write!(f, " outbound={}", targets.join(","))?;
+            write!(
+                f,
+                " outbound={} max-outbound-connections={}",
+                targets.join(","),
+                self.max_outbound_connections
+            )?;
         }
         Ok(())
     }
@@ -496,6 +508,7 @@ struct RawRoute {
     max_request_body: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     outbound: Option<Spanned<Vec<String>>>,
+    max_outbound_connections: Option<Spanned<i64>>,
 }
 
 /// Turns spans into [`Location`]s and reports bad values, for one file.
@@ -768,6 +781,12 @@ impl Checker<'_> {
                     })
                     .collect::<Result<_, _>>()?,
             },
+            max_outbound_connections: self.count(
+                &raw.max_outbound_connections,
+                key("max-outbound-connections"),
+                base.max_outbound_connections as u64,
+                MAX_CONCURRENCY,
+            )? as usize,
         })
     }
 

@@ -33,9 +33,9 @@ pub use generated::{App, AppPre};
 pub use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 pub use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
-/// `wasi:sockets/ip-name-lookup`, generated here so the host answers it itself (only for
-/// the names a route's `outbound` grants, see [`super::outbound`]) in place of
-/// wasmtime-wasi's, which would resolve any name. The other types are wasmtime-wasi's.
+/// `wasi:sockets/ip-name-lookup` and `tcp-create-socket`, generated here so the host
+/// answers them itself in place of wasmtime-wasi's, which would resolve any name and open
+/// any number of sockets (see [`super::outbound`]). The other types are wasmtime-wasi's.
 mod lookup {
     wasmtime::component::bindgen!({
         inline: r#"
@@ -62,6 +62,7 @@ mod lookup {
                     type ipv4-address = tuple<u8, u8, u8, u8>;
                     type ipv6-address = tuple<u16, u16, u16, u16, u16, u16, u16, u16>;
                     variant ip-address { ipv4(ipv4-address), ipv6(ipv6-address) }
+                    enum ip-address-family { ipv4, ipv6 }
                     @unstable(feature = network-error-code)
                     network-error-code: func(err: borrow<error>) -> option<error-code>;
                 }
@@ -75,10 +76,20 @@ mod lookup {
                     resolve-addresses: func(network: borrow<network>, name: string)
                         -> result<resolve-address-stream, error-code>;
                 }
+                interface tcp {
+                    resource tcp-socket;
+                }
+                interface tcp-create-socket {
+                    use network.{error-code, ip-address-family};
+                    use tcp.{tcp-socket};
+                    create-tcp-socket: func(address-family: ip-address-family)
+                        -> result<tcp-socket, error-code>;
+                }
             }
 
             world lookup {
                 import wasi:sockets/ip-name-lookup@0.2.12;
+                import wasi:sockets/tcp-create-socket@0.2.12;
             }
         "#,
         world: "lookup",
@@ -89,6 +100,7 @@ mod lookup {
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:sockets/network": wasmtime_wasi::p2::bindings::sockets::network,
+            "wasi:sockets/tcp": wasmtime_wasi::p2::bindings::sockets::tcp,
             "wasi:sockets/ip-name-lookup.resolve-address-stream": crate::gateway::outbound::Lookup,
         },
         trappable_error_type: {
@@ -99,4 +111,7 @@ mod lookup {
 
 pub use lookup::wasi::sockets::ip_name_lookup::{
     Host as HostIpNameLookup, HostResolveAddressStream, add_to_linker as add_ip_name_lookup,
+};
+pub use lookup::wasi::sockets::tcp_create_socket::{
+    Host as HostTcpCreateSocket, add_to_linker as add_tcp_create_socket,
 };

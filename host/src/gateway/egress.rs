@@ -18,6 +18,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
+use super::outbound::OpenConnection;
 use crate::http::stats::RouteStats;
 
 /// How long connecting (TCP, then TLS) may take when the guest sets no timeout.
@@ -53,13 +54,15 @@ type Connection = Box<dyn std::future::Future<Output = Result<(), HttpError>> + 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// Sends `request` to one of `addrs` (the grant's, for its authority), `tls` as `host`.
+/// Sends `request` to one of `addrs` (the grant's, for its authority), `tls` as `host`;
+/// `open` is the connection's place in the route's count, held until it closes.
 pub async fn send(
     mut request: http::Request<WasiBody>,
     addrs: Vec<SocketAddr>,
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
     options: Option<RequestOptions>,
     stats: Arc<RouteStats>,
+    open: OpenConnection,
 ) -> Result<(http::Response<WasiBody>, Connection), HttpError> {
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
@@ -112,6 +115,8 @@ pub async fn send(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let _ = done_tx.send(connection.await.map_err(HttpError::from));
+        // Counted against the route's max-outbound-connections until here.
+        drop(open);
     });
     let response = tokio::time::timeout(first_byte_timeout, sender.send_request(request))
         .await

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceType};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{App, AppPre, ProxyPre, add_ip_name_lookup};
+use super::bindings::{App, AppPre, ProxyPre, add_ip_name_lookup, add_tcp_create_socket};
 use super::guest::GuestPre;
 use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 use super::state::HostState;
@@ -158,6 +158,19 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     // Name lookups are answered by the host itself, for granted names only.
     linker.allow_shadowing(true);
     add_ip_name_lookup::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|e| anyhow!(e))?;
+    // TCP sockets count against the route's max-outbound-connections from creation to drop.
+    add_tcp_create_socket::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(|e| anyhow!(e))?;
+    linker
+        .instance("wasi:sockets/tcp@0.2.12")
+        .and_then(|mut tcp| {
+            tcp.resource(
+                "tcp-socket",
+                ResourceType::host::<wasmtime_wasi::p2::TcpSocket>(),
+                |mut store, rep| store.data_mut().close_tcp_socket(rep),
+            )
+        })
         .map_err(|e| anyhow!(e))?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;

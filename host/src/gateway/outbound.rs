@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,11 +32,14 @@ use wasmtime_wasi_http::{
 };
 
 use wasmtime::component::Resource;
-use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime_wasi::p2::TcpSocket;
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddress, IpAddressFamily, Network,
+};
 use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-use super::bindings::{HostIpNameLookup, HostResolveAddressStream};
+use super::bindings::{HostIpNameLookup, HostResolveAddressStream, HostTcpCreateSocket};
 use super::start_response::is_hop_by_hop;
 use super::state::HostState;
 use crate::config::{OutboundHost, OutboundScheme, OutboundTarget, Route};
@@ -54,6 +58,9 @@ pub struct Grant {
     targets: Vec<OutboundTarget>,
     tls: Arc<rustls::ClientConfig>,
     stats: Arc<RouteStats>,
+    /// Outbound connections open now (TCP sockets, HTTP requests), and the most allowed.
+    open: AtomicUsize,
+    max_open: usize,
     resolved: Mutex<HashMap<String, (Instant, Vec<IpAddr>)>>,
     logged: Mutex<HashSet<String>>,
 }
@@ -71,9 +78,27 @@ impl Grant {
             targets: route.limits.outbound.clone(),
             tls,
             stats,
+            open: AtomicUsize::new(0),
+            max_open: route.limits.max_outbound_connections,
             resolved: Mutex::default(),
             logged: Mutex::default(),
         })
+    }
+
+    /// Takes one of the route's `max-outbound-connections`, if one is free.
+    fn open_connection(&self) -> bool {
+        let taken = self.open.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.max_open {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            self.refused("a connection beyond max-outbound-connections");
+            return false;
+        }
+        true
+    }
+
+    /// Gives back `n` connections.
+    fn close_connections(&self, n: usize) {
+        self.open.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// Whether `name` is granted as a host (for any scheme).
@@ -135,9 +160,9 @@ impl Grant {
     /// Where an outgoing HTTP request may go: the addresses of its authority, if the grant
     /// lists its scheme, host and port, and the TLS server name for `https`.
     pub async fn http(
-        &self,
+        self: &Arc<Self>,
         uri: &http::Uri,
-    ) -> Result<(Vec<SocketAddr>, Option<String>), HttpError> {
+    ) -> Result<(Vec<SocketAddr>, Option<String>, OpenConnection), HttpError> {
         let (scheme, default_port) = match uri.scheme_str() {
             Some("https") => (OutboundScheme::Https, 443),
             Some("http") => (OutboundScheme::Http, 80),
@@ -180,7 +205,16 @@ impl Grant {
             .into_iter()
             .map(|ip| SocketAddr::new(ip, port))
             .collect();
-        Ok((addrs, (scheme == OutboundScheme::Https).then_some(host)))
+        if !self.open_connection() {
+            return Err(HttpError::ConnectionLimitReached);
+        }
+        let open = OpenConnection(self.clone());
+        self.stats.outbound(OutboundEvent::HttpRequest);
+        Ok((
+            addrs,
+            (scheme == OutboundScheme::Https).then_some(host),
+            open,
+        ))
     }
 
     /// wasmtime-wasi's address check: whether the guest may use `addr` so.
@@ -237,6 +271,15 @@ impl Grant {
                 "outbound refused: not in the route's outbound grant"
             );
         }
+    }
+}
+
+/// One of a route's outbound connections, given back when dropped.
+pub struct OpenConnection(Arc<Grant>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.close_connections(1);
     }
 }
 
@@ -340,9 +383,9 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let grant = self.grant.clone();
         Box::new(async move {
-            let (addrs, tls_name) = grant.http(request.uri()).await?;
+            let (addrs, tls_name, open) = grant.http(request.uri()).await?;
             let tls = tls_name.map(|name| (grant.tls.clone(), name));
-            super::egress::send(request, addrs, tls, options, grant.stats.clone()).await
+            super::egress::send(request, addrs, tls, options, grant.stats.clone(), open).await
         })
     }
 }
@@ -367,5 +410,52 @@ impl wasmtime_wasi::p2::bindings::sockets::network::HostNetwork for HostState {
     fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
         Ok(())
+    }
+}
+
+/// `create-tcp-socket`, within the route's `max-outbound-connections`: the socket counts
+/// until the guest drops it ([`HostState::close_tcp_socket`]) or its instance goes.
+impl HostTcpCreateSocket for HostState {
+    fn create_tcp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> Result<Resource<TcpSocket>, SocketError> {
+        if !self.grant().open_connection() {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
+        let mut sockets = wasmtime_wasi::sockets::WasiSocketsView::sockets(self);
+        let created =
+            wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host::create_tcp_socket(
+                &mut sockets,
+                family,
+            );
+        match created {
+            Ok(socket) => {
+                self.tcp_sockets += 1;
+                Ok(socket)
+            }
+            Err(e) => {
+                self.grant().close_connections(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl HostState {
+    /// The guest dropped a TCP socket: closed, and no longer counted.
+    pub fn close_tcp_socket(&mut self, rep: u32) -> wasmtime::Result<()> {
+        let socket = self.table().delete(Resource::<TcpSocket>::new_own(rep))?;
+        drop(socket);
+        self.tcp_sockets -= 1;
+        self.grant().close_connections(1);
+        Ok(())
+    }
+}
+
+impl Drop for HostState {
+    /// The sockets an instance still holds close with it.
+    fn drop(&mut self) {
+        self.grant().close_connections(self.tcp_sockets);
     }
 }

@@ -38,6 +38,8 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundHttp,
     grant: Arc<Grant>,
+    /// TCP sockets the guest holds, counted in its route's `max-outbound-connections`.
+    pub(super) tcp_sockets: usize,
     limits: CountingLimiter,
     exchange: Option<Exchange>,
     exchanges: u64,
@@ -164,6 +166,7 @@ pub(super) fn new_store(
         http: WasiHttpCtx::new(),
         outbound: OutboundHttp::new(grant.clone()),
         grant: grant.clone(),
+        tcp_sockets: 0,
         limits,
         exchange: None,
         exchanges: 0,

@@ -246,3 +246,44 @@ async fn outgoing_http_reaches_granted_origins_only_and_https_is_verified() {
         .text();
     assert_eq!(text, "refused: ErrorCode::HttpRequestDenied\n");
 }
+
+#[tokio::test]
+async fn outbound_connections_are_bounded_per_route_and_given_back() {
+    let port = service("pong").await;
+    let grant = format!("outbound = [\"tcp://127.0.0.1:{port}\"]\nmax-outbound-connections = 3");
+    let routes = format!(
+        "{}{}",
+        route("/warm", OUTBOUND, &format!("{grant}\nmax-concurrency = 1")),
+        route(
+            "/fresh",
+            OUTBOUND,
+            &format!("{grant}\ninstances = \"fresh\"")
+        ),
+    );
+    let server = TestServer::start(&routes).await;
+    let get = |path: String| {
+        let server = &server;
+        async move { server.get(&path).await.text() }
+    };
+    // A warm instance keeps what it holds across requests; the route's bound holds.
+    assert_eq!(
+        get(format!("/warm/hold/2/127.0.0.1:{port}")).await,
+        "ok: holding 2\n"
+    );
+    let text = get(format!("/warm/hold/2/127.0.0.1:{port}")).await;
+    assert!(
+        text.starts_with("refused: ") && text.ends_with("(holding 3)\n"),
+        "{text}"
+    );
+    // Closed sockets are given back.
+    assert_eq!(get("/warm/release".into()).await, "ok: released\n");
+    assert_eq!(
+        get(format!("/warm/hold/3/127.0.0.1:{port}")).await,
+        "ok: holding 3\n"
+    );
+    // So are those of an instance that goes away with its sockets still open.
+    for _ in 0..5 {
+        let text = get(format!("/fresh/hold/3/127.0.0.1:{port}")).await;
+        assert_eq!(text, "ok: holding 3\n");
+    }
+}
