@@ -201,10 +201,15 @@ impl Grant {
             (Some(_), _) => return Err(refused()),
             (None, _) => self.lookup(host.clone()).await.map_err(|_| refused())?,
         };
-        let addrs = ips
+        let literal_grant = matches!(target.host, OutboundHost::Ip(_));
+        let addrs: Vec<SocketAddr> = ips
             .into_iter()
             .map(|ip| SocketAddr::new(ip, port))
+            .filter(|addr| literal_grant || !is_own_listener(*addr))
             .collect();
+        if addrs.is_empty() {
+            return Err(refused());
+        }
         if !self.open_connection() {
             return Err(HttpError::ConnectionLimitReached);
         }
@@ -232,9 +237,10 @@ impl Grant {
                 {
                     allowed = match &target.host {
                         OutboundHost::Ip(granted) => granted.to_canonical() == ip,
-                        OutboundHost::Any => is_reachable(ip),
+                        OutboundHost::Any => is_reachable(ip) && !is_own_listener(addr),
                         OutboundHost::Name(name) => {
-                            self.resolve(name).await.is_ok_and(|ips| ips.contains(&ip))
+                            !is_own_listener(addr)
+                                && self.resolve(name).await.is_ok_and(|ips| ips.contains(&ip))
                         }
                     };
                     if allowed {
@@ -272,6 +278,74 @@ impl Grant {
             );
         }
     }
+}
+
+/// This server's own listeners, as `(address, port)` pairs with every local address an
+/// unspecified (`0.0.0.0`, `[::]`) listener stands for: set once the server has bound them.
+static OWN_LISTENERS: std::sync::RwLock<Vec<SocketAddr>> = std::sync::RwLock::new(Vec::new());
+
+/// Records the server's listeners (TCP, admin included), so no grant through a name or `*`
+/// leads a guest back into the server itself. Adds to what earlier servers of the process
+/// recorded (tests run several).
+pub fn set_own_listeners(listeners: &[SocketAddr]) {
+    let local = local_addresses();
+    let mut own = Vec::new();
+    for listener in listeners {
+        let ip = listener.ip().to_canonical();
+        if ip.is_unspecified() {
+            own.extend(local.iter().map(|l| SocketAddr::new(*l, listener.port())));
+        } else {
+            own.push(SocketAddr::new(ip, listener.port()));
+        }
+    }
+    let mut recorded = OWN_LISTENERS.write().unwrap_or_else(|e| e.into_inner());
+    for addr in own {
+        if !recorded.contains(&addr) {
+            recorded.push(addr);
+        }
+    }
+}
+
+/// Whether `addr` is one of this server's own listeners.
+fn is_own_listener(addr: SocketAddr) -> bool {
+    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+    OWN_LISTENERS
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&addr)
+}
+
+/// Every address of this machine's interfaces (getifaddrs(3)).
+fn local_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs releases; each
+    // entry's `ifa_addr` is null or points at a sockaddr of the family it names.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut entry = list;
+        while !entry.is_null() {
+            let addr = (*entry).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(addr as *const libc::sockaddr_in);
+                        out.push(IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(addr as *const libc::sockaddr_in6);
+                        out.push(IpAddr::from(v6.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            entry = (*entry).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
 }
 
 /// One of a route's outbound connections, given back when dropped.

@@ -98,6 +98,9 @@ impl Server {
             ),
             None => None,
         };
+        let mut own: Vec<SocketAddr> = listeners.iter().filter_map(Listener::tcp_addr).collect();
+        own.extend(admin.as_ref().and_then(|a| a.local_addr().ok()));
+        crate::gateway::outbound::set_own_listeners(&own);
         Ok(Server {
             listeners,
             admin,

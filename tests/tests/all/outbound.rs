@@ -287,3 +287,46 @@ async fn outbound_connections_are_bounded_per_route_and_given_back() {
         assert_eq!(text, "ok: holding 3\n");
     }
 }
+
+#[tokio::test]
+async fn no_grant_through_a_name_or_a_wildcard_leads_back_into_the_server() {
+    // This machine's address on its default route (no packet is sent).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe
+        .connect("10.255.255.255:9")
+        .expect("a non-loopback interface, to reach the server as another host would");
+    let local = probe.local_addr().unwrap().ip();
+    assert!(!local.is_loopback(), "{local}");
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let routes = format!(
+        "{}{}",
+        route(
+            "/any",
+            OUTBOUND,
+            &format!("outbound = [\"tcp://*:{port}\"]")
+        ),
+        route(
+            "/literal",
+            OUTBOUND,
+            &format!("outbound = [\"tcp://{local}:{port}\"]")
+        ),
+    );
+    let bind = format!("0.0.0.0:{port}");
+    let server = TestServer::start_bound(&routes, |_| {}, &[bind.as_str()]).await;
+    let text = server
+        .get(&format!("/any/connect/{local}:{port}"))
+        .await
+        .text();
+    assert!(text.starts_with("refused: PermissionDenied"), "{text}");
+    // Written literally, the operator means it: the guest reaches the server (and, as a
+    // client, gets the 400 that `ping` earns).
+    let text = server
+        .get(&format!("/literal/connect/{local}:{port}"))
+        .await
+        .text();
+    assert!(text.starts_with("ok: HTTP/1.1 400"), "{text}");
+}
