@@ -143,6 +143,7 @@ impl Grant {
             .map(|a| a.ip().to_canonical())
             .filter(|ip| is_reachable(*ip))
             .collect();
+        ips.sort();
         ips.dedup();
         if ips.is_empty() {
             self.refused(&format!(
