@@ -18,7 +18,6 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
-use super::outbound::OpenConnection;
 use crate::http::stats::RouteStats;
 
 /// How long connecting (TCP, then TLS) may take when the guest sets no timeout.
@@ -62,7 +61,7 @@ pub async fn send(
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
     options: Option<RequestOptions>,
     stats: Arc<RouteStats>,
-    open: OpenConnection,
+    open: impl Send + 'static,
 ) -> Result<(http::Response<WasiBody>, Connection), HttpError> {
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)

@@ -5,7 +5,8 @@
 //! - [`pool`]: instances lent to requests, warm or fresh; [`state`] is the data of each
 //!   instance's store, [`limits`] what it may take of the host.
 //! - [`call`]: one exchange — an instance leased, the guest run inside the route's budget,
-//!   the outcome settled (failure status, logs, figures, the instance kept or dropped).
+//!   the outcome settled (failure status, logs, figures, the instance kept or dropped);
+//!   [`fault`]: a guest's trap or exception as a failure.
 //! - The WIT resources: [`input`] (`wsgi.input`), [`start_response`] (`start_response`,
 //!   `write`, and the response they build), [`output`] (the guest's stdout and stderr).
 //! - [`guest`]: the two kinds of guest — a WSGI application or a wasi:http proxy — told
@@ -18,6 +19,7 @@ pub(crate) mod bindings;
 pub(crate) mod call;
 pub(crate) mod egress;
 pub mod engine;
+pub(crate) mod fault;
 pub(crate) mod guest;
 pub(crate) mod input;
 pub(crate) mod limits;

@@ -24,7 +24,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::bindings::{ErrorCode, Scheme, WsgiError};
-use super::call::{internal, raised_failure, trap};
+use super::fault::{internal, raised_failure, trap};
 use super::guest::Guest;
 use super::input::{BodyFailure, LimitedBody};
 use super::pool::Instance;

@@ -8,7 +8,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
 use super::bindings::{App, Environ, WsgiError};
-use super::call::{internal, raised_failure, trap};
+use super::fault::{internal, raised_failure, trap};
 use super::guest::Guest;
 use super::input::{Input, RequestBody};
 use super::pool::Instance;
