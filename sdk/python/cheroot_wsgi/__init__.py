@@ -33,7 +33,11 @@ import traceback
 from componentize_py_types import Err
 from wit_world import exports as _exports
 from wit_world.exports import application as _application
-from wit_world.imports import types as _types
+try:
+    # build-python's world (`python-app`) also imports wasi:http, whose `types` takes the name.
+    from wit_world.imports import cheroot_wsgi_types as _types
+except ImportError:
+    from wit_world.imports import types as _types
 
 __all__ = ["exports", "WsgiInput"]
 

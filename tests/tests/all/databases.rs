@@ -1,10 +1,11 @@
-//! A Python application with its own database and cache: guest-examples/python/db_app.py
-//! (Flask, pg8000, redis-py; pure-Python drivers over the sockets its route's `outbound`
-//! grants) against a real PostgreSQL and a real Redis, each started on a temporary
-//! directory and a loopback port.
+//! Python applications with services of their own, reached through their route's
+//! `outbound` grant: guest-examples/python/db_app.py (Flask, pg8000, redis-py: pure-Python
+//! drivers over sockets) against a real PostgreSQL and a real Redis, each started on a
+//! temporary directory and a loopback port; and fetch_app.py (niquests over wasi:http)
+//! calling an HTTPS API whose TLS the host does.
 //!
 //! Needs Debian's `postgresql` and `redis-server` packages (`scripts/test` installs them),
-//! componentize-py, and PyPI for the pinned drivers the first time.
+//! componentize-py, and PyPI for the pinned packages the first time.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -214,4 +215,99 @@ async fn flask_keeps_its_data_in_a_real_postgresql_and_redis_it_is_granted() {
     assert_eq!(server.get("/nogrant/notes.json").await.status, 500);
     server.assert_alive("/").await;
     assert_eq!(server.get("/db/notes.json").await.status, 200);
+}
+
+/// A TLS upstream on 127.0.0.1 (a leaf for 127.0.0.1 signed by a throwaway CA) answering
+/// `body`; returns its port and the CA's PEM.
+async fn tls_upstream(body: &'static str) -> (u16, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let (read, mut write) = tokio::io::split(stream);
+                let mut lines = tokio::io::BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.is_empty() {
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = write.write_all(answer.as_bytes()).await;
+                        let _ = write.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test]
+async fn python_calls_an_https_api_it_is_granted_through_the_host() {
+    let (port, ca) = tls_upstream("hello from the API").await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python");
+    let component = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fetch_app.wasm");
+    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
+        app: "fetch_app:application".into(),
+        output: component.clone(),
+        paths: vec![examples.clone()],
+        requirements: Some(examples.join("fetch-requirements.txt")),
+    })
+    .unwrap_or_else(|e| panic!("build-python fetch_app: {e:#}"));
+    let routes = format!(
+        "[server]\noutbound-ca = \"ca.pem\"\n\n{}",
+        route(
+            "/",
+            &component.display().to_string(),
+            &format!("outbound = [\"https://127.0.0.1:{port}\"]")
+        ),
+    );
+    let server = TestServer::start_with(&routes, |dir| {
+        std::fs::write(dir.join("ca.pem"), &ca).unwrap()
+    })
+    .await;
+    let text = server
+        .get(&format!("/?url=https://127.0.0.1:{port}/v1"))
+        .await
+        .text();
+    assert_eq!(text, "200 hello from the API\n");
+    // Not granted: another origin, and the same one over plain HTTP.
+    for url in [
+        format!("https://127.0.0.1:{}/", port + 1),
+        format!("http://127.0.0.1:{port}/"),
+    ] {
+        let text = server.get(&format!("/?url={url}")).await.text();
+        assert!(
+            text.starts_with("failed: ") && text.contains("HttpRequestDenied"),
+            "{url}: {text}"
+        );
+    }
 }
