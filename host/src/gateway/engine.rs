@@ -3,8 +3,9 @@
 //! the server listens.
 //!
 //! Owns the engine configuration (async, epoch interruption), the compile cache, the
-//! [`Linker`] with exactly the imports a guest may have (WASI p2, wasi:http's types and
-//! outgoing handler, and `cheroot:wsgi/types`; no network), and the epoch ticker thread that drives every deadline.
+//! [`Linker`] with exactly the imports a guest may have (WASI p2, with name lookups and TCP
+//! socket creation answered by [`super::outbound`]; wasi:http's types and outgoing handler;
+//! `cheroot:wsgi/types`), and the epoch ticker thread that drives every deadline.
 //! It does not create instances ([`super::pool`]).
 //!
 //! The cache holds native code: anyone who can write to it can run code in this process, so
