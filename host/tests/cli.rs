@@ -725,5 +725,11 @@ fn check_shows_each_routes_kind_and_instance_model() {
         "{http}"
     );
     assert!(http_limits.contains("instances=fresh"), "{http_limits}");
+    // The kind is a column: both components start at the same place.
+    assert_eq!(
+        wsgi.find(cheroot_wasm_tests::HELLO),
+        http.find(cheroot_wasm_tests::HTTP_HELLO),
+        "{wsgi}\n{http}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,8 @@ pub enum Kind {
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so the route lists can align it (`{:<9}`).
+        f.pad(match self {
             Kind::Wsgi => "wsgi",
             Kind::WasiHttp => "wasi:http",
         })
