@@ -428,6 +428,11 @@ impl OutboundHttp {
     pub fn new(grant: Arc<Grant>) -> Self {
         OutboundHttp { grant }
     }
+
+    /// The route's grant.
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
+    }
 }
 
 type SendResult = Result<

@@ -37,7 +37,6 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
-    grant: Arc<Grant>,
     /// TCP sockets the guest holds, counted in its route's `max-outbound-connections`.
     pub(super) tcp_sockets: usize,
     limits: CountingLimiter,
@@ -73,7 +72,7 @@ impl HostState {
 
     /// The route's outbound grant.
     pub fn grant(&self) -> &Arc<Grant> {
-        &self.grant
+        self.outbound.grant()
     }
 
     /// Starts an exchange; returns its number.
@@ -165,7 +164,6 @@ pub(super) fn new_store(
         wasi,
         http: WasiHttpCtx::new(),
         outbound: OutboundHttp::new(grant.clone()),
-        grant: grant.clone(),
         tcp_sockets: 0,
         limits,
         exchange: None,
