@@ -332,22 +332,46 @@ pub fn decode_path(raw: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        let escape = (b == b'%' && i + 2 < bytes.len())
-            .then(|| hex(bytes[i + 1]).zip(hex(bytes[i + 2])))
-            .flatten();
-        if let Some((h, l)) = escape {
-            match h * 16 + l {
-                b'/' => out.extend_from_slice(b"%2F"),
-                decoded => out.push(decoded),
-            }
-            i += 3;
-            continue;
+        let (taken, unit) = path_unit(bytes, i);
+        match unit {
+            PathUnit::Byte(b) => out.push(b),
+            PathUnit::EncodedSlash => out.extend_from_slice(b"%2F"),
         }
-        out.push(b);
-        i += 1;
+        i += taken;
     }
     out
+}
+
+/// What one unit of a raw path decodes to ([`decode_path`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathUnit {
+    /// A byte: itself, or a valid `%XX` escape's.
+    Byte(u8),
+    /// `%2F`/`%2f`, kept encoded as `%2F`.
+    EncodedSlash,
+}
+
+impl PathUnit {
+    /// How many bytes of the decoded path it makes.
+    pub fn decoded_len(self) -> usize {
+        match self {
+            PathUnit::Byte(_) => 1,
+            PathUnit::EncodedSlash => 3,
+        }
+    }
+}
+
+/// The unit of `raw` at `i`: how many raw bytes it takes, and what it decodes to. Invalid
+/// escapes stand for themselves.
+pub fn path_unit(raw: &[u8], i: usize) -> (usize, PathUnit) {
+    let escape = (raw[i] == b'%' && i + 2 < raw.len())
+        .then(|| hex(raw[i + 1]).zip(hex(raw[i + 2])))
+        .flatten();
+    match escape.map(|(h, l)| h * 16 + l) {
+        Some(b'/') => (3, PathUnit::EncodedSlash),
+        Some(decoded) => (3, PathUnit::Byte(decoded)),
+        None => (1, PathUnit::Byte(raw[i])),
+    }
 }
 
 fn hex(b: u8) -> Option<u8> {

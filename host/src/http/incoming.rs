@@ -18,7 +18,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Uri};
 
-use super::environ::{Connection, Mount};
+use super::environ::{Connection, Mount, path_unit};
 
 /// The header with the route's mount point.
 pub const SCRIPT_NAME: HeaderName = HeaderName::from_static("cheroot-script-name");
@@ -85,8 +85,7 @@ pub fn build(
 }
 
 /// Where in `raw` (a path as sent) the first `decoded` bytes of its decoding
-/// ([`super::environ::decode_path`]) end: each valid escape is one byte, except `%2F`, which
-/// stays three.
+/// ([`super::environ::decode_path`]) end.
 fn raw_split(raw: &str, decoded: usize) -> usize {
     if raw == "*" {
         return 0;
@@ -94,18 +93,9 @@ fn raw_split(raw: &str, decoded: usize) -> usize {
     let bytes = raw.as_bytes();
     let (mut i, mut n) = (0, 0);
     while i < bytes.len() && n < decoded {
-        let escape = bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && bytes[i + 1].is_ascii_hexdigit()
-            && bytes[i + 2].is_ascii_hexdigit();
-        if escape {
-            let slash = bytes[i + 1] == b'2' && bytes[i + 2].eq_ignore_ascii_case(&b'f');
-            n += if slash { 3 } else { 1 };
-            i += 3;
-        } else {
-            n += 1;
-            i += 1;
-        }
+        let (taken, unit) = path_unit(bytes, i);
+        n += unit.decoded_len();
+        i += taken;
     }
     i
 }
