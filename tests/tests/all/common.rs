@@ -379,3 +379,80 @@ pub async fn h2_get_authority(addr: SocketAddr, authority: &str, path: &str) -> 
             .to_vec(),
     )
 }
+
+/// guest-examples/python.
+pub fn python_examples() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python")
+}
+
+/// Builds `spec` from guest-examples/python (with its `requirements` file there, if any)
+/// into the test target directory as `name.wasm`.
+pub fn build_python_example(spec: &str, name: &str, requirements: Option<&str>) -> PathBuf {
+    let output = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.wasm"));
+    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
+        app: spec.into(),
+        output: output.clone(),
+        paths: vec![python_examples()],
+        requirements: requirements.map(|file| python_examples().join(file)),
+    })
+    .unwrap_or_else(|e| panic!("build-python {spec}: {e:#}"));
+    output
+}
+
+/// A TLS server side for `cert` and its `key`.
+pub fn tls_acceptor(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> tokio_rustls::TlsAcceptor {
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+    )
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// An HTTP/1.1 upstream on 127.0.0.1 that answers every request with `body`, over TLS when
+/// `tls` is given; returns its port.
+pub async fn http_upstream(body: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+        stream: S,
+        answer: String,
+    ) {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut lines = BufReader::new(read).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.is_empty() {
+                let _ = write.write_all(answer.as_bytes()).await;
+                let _ = write.shutdown().await;
+                return;
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tls = tls.clone();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tokio::spawn(async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, answer).await;
+                        }
+                    }
+                    None => serve(stream, answer).await,
+                }
+            });
+        }
+    });
+    port
+}

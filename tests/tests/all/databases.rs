@@ -7,7 +7,7 @@
 //! Needs Debian's `postgresql` and `redis-server` packages (`scripts/test` installs them),
 //! componentize-py, and PyPI for the pinned packages the first time.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -147,23 +147,10 @@ impl Drop for Redis {
     }
 }
 
-fn build_db_app() -> PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python");
-    let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join("db_app.wasm");
-    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
-        app: "db_app:app".into(),
-        output: output.clone(),
-        paths: vec![examples.clone()],
-        requirements: Some(examples.join("db-requirements.txt")),
-    })
-    .unwrap_or_else(|e| panic!("build-python db_app:app: {e:#}"));
-    output
-}
-
 #[tokio::test]
 async fn flask_keeps_its_data_in_a_real_postgresql_and_redis_it_is_granted() {
     let (postgres, redis) = (Postgres::start().await, Redis::start().await);
-    let component = build_db_app();
+    let component = build_python_example("db_app:app", "db_app", Some("db-requirements.txt"));
     let env = format!(
         "env = {{ PGHOST = \"127.0.0.1\", PGPORT = \"{}\", PGUSER = \"postgres\", PGDATABASE = \"postgres\", REDIS_HOST = \"127.0.0.1\", REDIS_PORT = \"{}\" }}",
         postgres.port, redis.port
@@ -217,8 +204,8 @@ async fn flask_keeps_its_data_in_a_real_postgresql_and_redis_it_is_granted() {
     assert_eq!(server.get("/db/notes.json").await.status, 200);
 }
 
-/// A TLS upstream on 127.0.0.1 (a leaf for 127.0.0.1 signed by a throwaway CA) answering
-/// `body`; returns its port and the CA's PEM.
+/// An HTTPS upstream on 127.0.0.1 (a leaf for 127.0.0.1 signed by a throwaway CA)
+/// answering `body`; returns its port and the CA's PEM.
 async fn tls_upstream(body: &'static str) -> (u16, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -229,59 +216,18 @@ async fn tls_upstream(body: &'static str) -> (u16, String) {
         .unwrap()
         .signed_by(&key, &ca)
         .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(stream) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let (read, mut write) = tokio::io::split(stream);
-                let mut lines = tokio::io::BufReader::new(read).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if line.is_empty() {
-                        let answer = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        );
-                        let _ = write.write_all(answer.as_bytes()).await;
-                        let _ = write.shutdown().await;
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let port = http_upstream(body, Some(tls_acceptor(&leaf, &key))).await;
     (port, ca.pem())
 }
 
 #[tokio::test]
 async fn python_calls_an_https_api_it_is_granted_through_the_host() {
     let (port, ca) = tls_upstream("hello from the API").await;
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python");
-    let component = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fetch_app.wasm");
-    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
-        app: "fetch_app:application".into(),
-        output: component.clone(),
-        paths: vec![examples.clone()],
-        requirements: Some(examples.join("fetch-requirements.txt")),
-    })
-    .unwrap_or_else(|e| panic!("build-python fetch_app: {e:#}"));
+    let component = build_python_example(
+        "fetch_app:application",
+        "fetch_app",
+        Some("fetch-requirements.txt"),
+    );
     let routes = format!(
         "[server]\noutbound-ca = \"ca.pem\"\n\n{}",
         route(

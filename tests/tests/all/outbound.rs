@@ -106,47 +106,6 @@ async fn a_route_reaches_what_it_is_granted_and_nothing_else() {
     server.assert_alive("/").await;
 }
 
-/// An HTTP/1.1 upstream on 127.0.0.1 that answers every request with `body`, over TLS when
-/// `tls` is given.
-async fn upstream(body: &'static str, tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                async fn serve<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-                    stream: S,
-                    answer: String,
-                ) {
-                    let (read, mut write) = tokio::io::split(stream);
-                    let mut lines = BufReader::new(read).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if line.is_empty() {
-                            let _ = write.write_all(answer.as_bytes()).await;
-                            let _ = write.shutdown().await;
-                            return;
-                        }
-                    }
-                }
-                match tls {
-                    Some(acceptor) => {
-                        if let Ok(stream) = acceptor.accept(stream).await {
-                            serve(stream, answer).await;
-                        }
-                    }
-                    None => serve(stream, answer).await,
-                }
-            });
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn outgoing_http_reaches_granted_origins_only_and_https_is_verified() {
     use rcgen::{CertificateParams, KeyPair};
@@ -156,45 +115,17 @@ async fn outgoing_http_reaches_granted_origins_only_and_https_is_verified() {
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let server_config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
+    let acceptor = tls_acceptor(&cert, &key);
     // Another self-signed certificate for the same address, which the CA file does not hold.
     let stranger_key = KeyPair::generate().unwrap();
     let stranger = CertificateParams::new(vec!["127.0.0.1".to_string()])
         .unwrap()
         .self_signed(&stranger_key)
         .unwrap();
-    let stranger_config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![stranger.der().clone()],
-        rustls::pki_types::PrivateKeyDer::try_from(stranger_key.serialize_der()).unwrap(),
-    )
-    .unwrap();
-    let impostor = upstream(
-        "impostor",
-        Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
-            stranger_config,
-        ))),
-    )
-    .await;
-    let plain = upstream("plain upstream", None).await;
-    let secure = upstream("secure upstream", Some(acceptor)).await;
-    let other = upstream("not granted", None).await;
+    let impostor = http_upstream("impostor", Some(tls_acceptor(&stranger, &stranger_key))).await;
+    let plain = http_upstream("plain upstream", None).await;
+    let secure = http_upstream("secure upstream", Some(acceptor)).await;
+    let other = http_upstream("not granted", None).await;
 
     let routes = format!(
         "[server]\noutbound-ca = \"ca.pem\"\n\n{}{}",

@@ -5,28 +5,10 @@
 //! Needs componentize-py, Flask and cheroot (`scripts/test` and `.ci/run` install them,
 //! pinned).
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python")
-}
-
-/// Builds `spec` from guest-examples/python into the test target directory.
-fn build(spec: &str, name: &str) -> PathBuf {
-    let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.wasm"));
-    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
-        app: spec.into(),
-        output: output.clone(),
-        paths: vec![examples()],
-        requirements: None,
-    })
-    .unwrap_or_else(|e| panic!("build-python {spec}: {e:#}"));
-    output
-}
 
 /// The real cheroot serving `spec` from guest-examples/python on a free port.
 struct Cheroot {
@@ -49,7 +31,7 @@ impl Cheroot {
                 &format!("127.0.0.1:{port}"),
                 spec,
             ])
-            .current_dir(examples())
+            .current_dir(python_examples())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -90,8 +72,8 @@ fn comparable(r: &Response) -> (u16, Vec<(String, String)>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flask_answers_exactly_as_under_cheroot() {
     let (flask, plain) = std::thread::scope(|s| {
-        let flask = s.spawn(|| build("flask_app:app", "flask_app"));
-        let plain = s.spawn(|| build("hello_wsgi", "hello_wsgi"));
+        let flask = s.spawn(|| build_python_example("flask_app:app", "flask_app", None));
+        let plain = s.spawn(|| build_python_example("hello_wsgi", "hello_wsgi", None));
         (flask.join().unwrap(), plain.join().unwrap())
     });
     let routes = [
@@ -204,7 +186,7 @@ async fn flask_answers_exactly_as_under_cheroot() {
 /// the bound now and then (a 500 about every 460 requests in `wrk -c1` on a release build).
 #[tokio::test]
 async fn a_warm_python_instance_releases_each_requests_handles() {
-    let plain = build("hello_wsgi", "hello_wsgi_warm");
+    let plain = build_python_example("hello_wsgi", "hello_wsgi_warm", None);
     let server =
         TestServer::start(&route("/", plain.to_str().unwrap(), "max-concurrency = 1")).await;
     // Without the cycle collector (as some deployments run), nothing but the adapter gives
