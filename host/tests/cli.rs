@@ -733,3 +733,165 @@ fn check_shows_each_routes_kind_and_instance_model() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One HTTP/1.1 exchange on a fresh connection: status and body.
+fn exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// `sql` run by the host's own SQLite (Python's), on `database`: its one-line answer.
+fn host_sqlite(database: &Path, sql: &str) -> String {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(*db.execute(sys.argv[2]).fetchone())",
+        ])
+        .arg(database)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// guest-examples/python/notes_app.py (SQLite in its data directory), built once.
+fn notes_component() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = Path::new(env!("CARGO_TARGET_TMPDIR")).join("notes.wasm");
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-examples/python");
+        let out = Command::new(BIN)
+            .args(["build-python", "notes_app:application", "-o"])
+            .arg(&output)
+            .arg("--path")
+            .arg(&examples)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "build-python: {out:?}");
+        output
+    })
+}
+
+/// Warm instances of one route and fresh ones of another write one SQLite database at
+/// once; then the server is killed with SIGKILL in the middle of a transaction. Nothing
+/// acknowledged is lost, the database checks out, and the restarted server writes to it
+/// at once (the lock the killed instance held does not outlive it).
+#[test]
+fn sqlite_in_a_data_directory_survives_concurrent_writers_and_kill_9() {
+    let notes = notes_component();
+    let routes = format!(
+        "[[route]]\npath = \"/\"\ncomponent = {notes:?}\ndata = {{ \"/data\" = \"var/notes\" }}\ndata-shared = true\nmax-concurrency = 8\n\n\
+         [[route]]\npath = \"/fresh\"\ncomponent = {notes:?}\ndata = {{ \"/data\" = \"var/notes\" }}\ndata-shared = true\ninstances = \"fresh\"\ntimeout = \"3s\"\n"
+    );
+    let served = Served::start("sqlite", &routes);
+    let database = served.dir.join("var/notes/notes.db");
+    // 64 clients, 50 rows each; every tenth through a fresh instance.
+    let (clients, rows) = (64, 50);
+    std::thread::scope(|scope| {
+        for client in 0..clients {
+            let addr = &served.addr;
+            scope.spawn(move || {
+                for row in 0..rows {
+                    let path = if row % 10 == 9 {
+                        "/fresh/notes"
+                    } else {
+                        "/notes"
+                    };
+                    let (status, body) = exchange(addr, "POST", path, &format!("{client}.{row}"));
+                    assert_eq!(status, 201, "{client}.{row}: {body}");
+                }
+            });
+        }
+    });
+    assert_eq!(
+        host_sqlite(&database, "SELECT COUNT(DISTINCT body) FROM notes"),
+        (clients * rows).to_string()
+    );
+    assert_eq!(host_sqlite(&database, "PRAGMA integrity_check"), "ok");
+
+    // A fresh instance that dies mid-transaction (its route's timeout) leaves the database
+    // locked in its own eyes; the next request finds it usable.
+    let (status, _) = exchange(&served.addr, "GET", "/fresh/hold", "");
+    assert_eq!(status, 504);
+    let (status, body) = exchange(&served.addr, "POST", "/fresh/notes", "after a timeout");
+    assert_eq!(status, 201, "{body}");
+
+    // SIGKILL while a transaction is open, with writers at work.
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        let addr = &served.addr;
+        scope.spawn(|| exchange(addr, "GET", "/hold", ""));
+        for client in 0..8 {
+            let acknowledged = &acknowledged;
+            scope.spawn(move || {
+                for row in 0.. {
+                    let (status, body) =
+                        exchange(addr, "POST", "/notes", &format!("k{client}.{row}"));
+                    if status != 201 {
+                        break;
+                    }
+                    acknowledged.lock().unwrap().push(body);
+                }
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        kill(&served.child, "-KILL");
+    });
+    let mut killed = served;
+    killed.child.wait().unwrap();
+    assert!(
+        database.with_extension("db.lock").exists(),
+        "the killed server held no lock: the test proves nothing"
+    );
+    let dir = killed.dir.clone();
+
+    let served = Served::start("sqlite", &routes);
+    assert_eq!(served.dir, dir);
+    assert!(!database.with_extension("db.lock").exists());
+    let (status, body) = exchange(&served.addr, "POST", "/notes", "after a restart");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(host_sqlite(&database, "PRAGMA integrity_check"), "ok");
+    let acknowledged = acknowledged.into_inner().unwrap();
+    for ack in &acknowledged {
+        let id: String = ack.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(
+            host_sqlite(
+                &database,
+                &format!("SELECT COUNT(*) FROM notes WHERE id = {id}")
+            ),
+            "1",
+            "acknowledged note {id} was lost"
+        );
+    }
+    assert_eq!(
+        host_sqlite(
+            &database,
+            "SELECT COUNT(*) FROM notes WHERE body = 'never committed'"
+        ),
+        "0"
+    );
+    served.stop();
+}

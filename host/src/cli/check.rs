@@ -59,6 +59,15 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
         for (guest, host) in &route.dirs {
             println!("  {:<24} dir: {guest} = {} (read-only)", "", host.display());
         }
+        for (guest, host) in &route.data {
+            println!(
+                "  {:<24} data: {guest} = {} (read-write, quota {}{})",
+                "",
+                host.display(),
+                crate::config::show_size(route.limits.data_quota),
+                if route.data_shared { ", shared" } else { "" }
+            );
+        }
     }
     Ok(())
 }

@@ -38,6 +38,10 @@
 //! component = "blog.wasm"          # relative to this file
 //! env = { GREETING = "hi" }        # the guest's whole environment (optional)
 //! dirs = { "/static" = "public" }  # read-only host directories, guest path = host path
+//! data = { "/data" = "var/blog" }  # read-write host directories, created if missing; the
+//!                                  # route's alone, its requests one at a time
+//! data-shared = false              # true: another route may name the same data directory
+//! data-quota = "1GiB"              # what the guest may keep in its data directories
 //! build = "cargo build --release"  # run by `serve --build`, in this file's directory (optional)
 //! timeout = "30s"                  # wall-clock budget for one request (optional)
 //! instances = "warm"               # "warm": reuse instances; "fresh": one per request
@@ -92,6 +96,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outbound connections one route's instances may hold open at once.
 pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 100;
+/// What a route's guest may keep in its `data` directories when it names no `data-quota`.
+pub const DEFAULT_DATA_QUOTA: u64 = 1 << 30;
 /// Client connections served at once; more wait in the listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 /// Requests that may wait for an instance of one route; more get 503 at once.
@@ -262,6 +268,12 @@ pub struct Route {
     pub dirs: Vec<(String, PathBuf)>,
     /// Where the route's `dirs` key stands, if it has one.
     pub dirs_at: Option<Location>,
+    /// Read-write directories: (guest path, host directory resolved against routes.toml).
+    pub data: Vec<(String, PathBuf)>,
+    /// Where the route's `data` key stands, if it has one.
+    pub data_at: Option<Location>,
+    /// Whether another route may name the same data directories (both must say so).
+    pub data_shared: bool,
     /// A shell command that builds the component, run by `serve --build`.
     pub build: Option<String>,
     /// What one request and the route as a whole may take.
@@ -296,6 +308,8 @@ pub struct Limits {
     /// Outbound connections (TCP sockets, HTTP requests) the route's instances may hold
     /// open at once, all together.
     pub max_outbound_connections: usize,
+    /// Bytes the guest may keep in its `data` directories, all together.
+    pub data_quota: u64,
 }
 
 impl Default for Limits {
@@ -311,6 +325,7 @@ impl Default for Limits {
             memory: DEFAULT_MEMORY,
             outbound: Vec::new(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
+            data_quota: DEFAULT_DATA_QUOTA,
         }
     }
 }
@@ -351,7 +366,7 @@ impl fmt::Display for Limits {
 }
 
 /// Bytes in the largest binary unit that divides them.
-fn show_size(n: u64) -> String {
+pub fn show_size(n: u64) -> String {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
         if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{unit}", n >> shift);
@@ -498,6 +513,9 @@ struct RawRoute {
     component: Option<Spanned<String>>,
     env: Option<Spanned<BTreeMap<String, String>>>,
     dirs: Option<Spanned<BTreeMap<String, String>>>,
+    data: Option<Spanned<BTreeMap<String, String>>>,
+    data_shared: Option<Spanned<bool>>,
+    data_quota: Option<Spanned<String>>,
     build: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     instances: Option<InstanceModel>,
@@ -787,6 +805,9 @@ impl Checker<'_> {
                 base.max_outbound_connections as u64,
                 MAX_CONCURRENCY,
             )? as usize,
+            data_quota: self
+                .size(&raw.data_quota, key("data-quota"), 0..=u64::MAX)?
+                .unwrap_or(base.data_quota),
         })
     }
 
@@ -801,6 +822,8 @@ impl Checker<'_> {
             ("component", raw.component.as_ref().map(Spanned::span)),
             ("env", raw.env.as_ref().map(Spanned::span)),
             ("dirs", raw.dirs.as_ref().map(Spanned::span)),
+            ("data", raw.data.as_ref().map(Spanned::span)),
+            ("data-shared", raw.data_shared.as_ref().map(Spanned::span)),
             ("build", raw.build.as_ref().map(Spanned::span)),
         ];
         if let Some((name, Some(span))) = per_route.into_iter().find(|(_, s)| s.is_some()) {
@@ -811,6 +834,31 @@ impl Checker<'_> {
             ));
         }
         self.limits(&raw, "defaults", &Limits::default())
+    }
+
+    /// A `dirs` or `data` table: absolute guest paths, host directories resolved against
+    /// `base`.
+    fn dirs(
+        &self,
+        table: Option<Spanned<BTreeMap<String, String>>>,
+        key: &str,
+        base: &Path,
+    ) -> Result<Vec<(String, PathBuf)>, ConfigError> {
+        let pairs = self.pairs(table, key, |guest, host| {
+            if !guest.starts_with('/') || guest.contains('\0') {
+                Err(format!(
+                    "{guest:?}: the guest path must be absolute, e.g. \"/static\""
+                ))
+            } else if host.is_empty() || host.contains('\0') {
+                Err(format!("{guest:?}: the host directory must be named"))
+            } else {
+                Ok(())
+            }
+        })?;
+        Ok(pairs
+            .into_iter()
+            .map(|(guest, host)| (guest, base.join(host)))
+            .collect())
     }
 
     /// A `(name, value)` table of strings, each pair checked by `check`.
@@ -927,21 +975,9 @@ impl Config {
                 }
             })?;
             let dirs_at = route.dirs.as_ref().map(|d| checker.at(d.span()));
-            let dirs = checker
-                .pairs(route.dirs, "route.dirs", |guest, host| {
-                    if !guest.starts_with('/') || guest.contains('\0') {
-                        Err(format!(
-                            "{guest:?}: the guest path must be absolute, e.g. \"/static\""
-                        ))
-                    } else if host.is_empty() || host.contains('\0') {
-                        Err(format!("{guest:?}: the host directory must be named"))
-                    } else {
-                        Ok(())
-                    }
-                })?
-                .into_iter()
-                .map(|(guest, host)| (guest, base.join(host)))
-                .collect();
+            let dirs = checker.dirs(route.dirs, "route.dirs", base)?;
+            let data_at = route.data.as_ref().map(|d| checker.at(d.span()));
+            let data = checker.dirs(route.data, "route.data", base)?;
 
             routes.push(Route {
                 host,
@@ -950,11 +986,15 @@ impl Config {
                 env,
                 dirs,
                 dirs_at,
+                data,
+                data_at,
+                data_shared: route.data_shared.is_some_and(Spanned::into_inner),
                 build: route.build.map(Spanned::into_inner),
                 limits,
                 component_at,
             });
         }
+        check_data_owners(&routes)?;
         Ok(Config {
             file: file.to_path_buf(),
             server,
@@ -963,7 +1003,7 @@ impl Config {
     }
 
     /// Fails, naming the route's `component` key, if a component file or a `dirs` directory
-    /// does not exist, or a `dirs` directory is a symbolic link.
+    /// does not exist, or a `dirs` or `data` directory is a symbolic link or not a directory.
     pub fn check_components(&self) -> Result<(), ConfigError> {
         for route in &self.routes {
             if !route.component.is_file() {
@@ -976,30 +1016,32 @@ impl Config {
                     ),
                 ));
             }
-            if let Some((guest, host)) = route.dirs.iter().find(|(_, host)| !host.is_dir()) {
-                return Err(invalid(
-                    route.dirs_at.clone().unwrap_or(route.component_at.clone()),
-                    "route.dirs".into(),
-                    format!(
-                        "{guest:?}: {} is not a directory (paths are relative to the routes file)",
-                        host.display()
-                    ),
-                ));
-            }
-            // A link could be pointed elsewhere between start-up and a reload: the directory
-            // must be named as it is (it is opened once, by that name).
-            if let Some((guest, host)) = route.dirs.iter().find(|(_, host)| {
-                host.symlink_metadata()
-                    .is_ok_and(|m| m.file_type().is_symlink())
-            }) {
-                return Err(invalid(
-                    route.dirs_at.clone().unwrap_or(route.component_at.clone()),
-                    "route.dirs".into(),
-                    format!(
-                        "{guest:?}: {} is a symbolic link: name the directory it points to",
-                        host.display()
-                    ),
-                ));
+            let tables = [
+                ("route.dirs", &route.dirs, &route.dirs_at, false),
+                ("route.data", &route.data, &route.data_at, true),
+            ];
+            for (key, table, at, created) in tables {
+                for (guest, host) in table {
+                    let problem = match host.symlink_metadata() {
+                        // A data directory is created when the route starts.
+                        Err(e) if created && e.kind() == std::io::ErrorKind::NotFound => None,
+                        // A link could be pointed elsewhere between start-up and a reload:
+                        // the directory must be named as it is (it is opened once, by that
+                        // name).
+                        Ok(m) if m.file_type().is_symlink() => {
+                            Some("is a symbolic link: name the directory it points to")
+                        }
+                        Ok(m) if m.is_dir() => None,
+                        _ => Some("is not a directory (paths are relative to the routes file)"),
+                    };
+                    if let Some(problem) = problem {
+                        return Err(invalid(
+                            at.clone().unwrap_or(route.component_at.clone()),
+                            key.into(),
+                            format!("{guest:?}: {} {problem}", host.display()),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -1034,6 +1076,71 @@ fn location(file: &Path, text: &str, offset: usize) -> Location {
 }
 
 /// `/blog/` → `/blog`, `/` → `` (PathInfoDispatcher strips trailing slashes the same way).
+/// A route's `data` directories are its own: no other route's `data` or `dirs` may name
+/// them, or a directory inside or around them, unless both routes say `data-shared`. (The
+/// server serialises a route's requests on its data directories; a route outside that would
+/// see, or write, data mid-change.) Paths are compared as written, `..` resolved lexically.
+fn check_data_owners(routes: &[Route]) -> Result<(), ConfigError> {
+    let overlap = |a: &Path, b: &Path| {
+        let (a, b) = (normalise_path(a), normalise_path(b));
+        a.starts_with(&b) || b.starts_with(&a)
+    };
+    for (i, owner) in routes.iter().enumerate() {
+        for (guest, data) in &owner.data {
+            if let Some((twin, _)) = owner
+                .data
+                .iter()
+                .find(|(g, d)| g != guest && overlap(d, data))
+            {
+                return Err(invalid(
+                    owner.data_at.clone().unwrap_or(owner.component_at.clone()),
+                    "route.data".into(),
+                    format!("{guest:?} and {twin:?} name one directory, or one inside the other"),
+                ));
+            }
+            let others = routes.iter().enumerate().filter(|(j, _)| *j != i);
+            for (_, other) in others.filter(|(_, o)| !(owner.data_shared && o.data_shared)) {
+                let tables = [
+                    ("route.data", &other.data, &other.data_at),
+                    ("route.dirs", &other.dirs, &other.dirs_at),
+                ];
+                for (key, table, at) in tables {
+                    if let Some((g, dir)) = table.iter().find(|(_, d)| overlap(d, data)) {
+                        return Err(invalid(
+                            at.clone().unwrap_or(other.component_at.clone()),
+                            key.into(),
+                            format!(
+                                "{g:?}: {} overlaps {}, the data directory of route {}: a route's data is its own (`data-shared = true` on both routes shares it)",
+                                dir.display(),
+                                data.display(),
+                                owner.display_name()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` with `.` and `..` resolved lexically.
+fn normalise_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn normalise_prefix(path: &str) -> Result<String, String> {
     if !path.starts_with('/') {
         return Err(format!(
@@ -1115,6 +1222,52 @@ mod tests {
         assert_eq!(c.routes[1].limits.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.routes[1].limits.instances, None);
         assert_eq!(c.routes[1].limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn a_routes_data_directories_are_its_own() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "[[route]]\npath = \"/a\"\ncomponent = \"a\"\n{a}\n[[route]]\npath = \"/b\"\ncomponent = \"b\"\n{b}\n"
+            )
+        };
+        let data = "data = { \"/data\" = \"var/shop\" }";
+        let shared = "data = { \"/data\" = \"var/shop\" }\ndata-shared = true";
+        let c = parse(&two(
+            data,
+            "data = { \"/data\" = \"var/blog\" }\ndata-quota = \"5MiB\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.routes[0].data,
+            vec![("/data".into(), PathBuf::from("dir/var/shop"))]
+        );
+        assert_eq!(c.routes[0].limits.data_quota, DEFAULT_DATA_QUOTA);
+        assert_eq!(c.routes[1].limits.data_quota, 5 << 20);
+        assert!(parse(&two(shared, shared)).is_ok());
+        let cases = [
+            (two(data, data), "dir/routes.toml:8:8: `route.data`: \"/data\": dir/var/shop overlaps dir/var/shop, the data directory of route /a"),
+            // Both must say so.
+            (two(shared, data), "`data-shared = true` on both routes"),
+            // Another name for it, or a directory inside it, is it.
+            (two(data, "data = { \"/d\" = \"var/x/../shop/2024\" }"), "overlaps dir/var/shop"),
+            (two(data, "dirs = { \"/static\" = \"var\" }"), "`route.dirs`: \"/static\": dir/var overlaps"),
+            (
+                "[[route]]\npath = \"/\"\ncomponent = \"a\"\ndata = { \"/a\" = \"v\", \"/b\" = \"v/b\" }\n".into(),
+                "`route.data`: \"/a\" and \"/b\" name one directory",
+            ),
+            (
+                "[defaults]\ndata = { \"/a\" = \"v\" }\n[[route]]\npath = \"/\"\ncomponent = \"a\"\n".into(),
+                "`defaults.data`: [defaults] holds limits only",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = parse(&text).expect_err(&text);
+            assert!(
+                got.contains(want),
+                "for {text:?}\n got: {got}\nwant: {want}"
+            );
+        }
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
             )
         })
         .map_err(|e| anyhow!(e))?;
+    // What takes space in a route's data directories is charged to its quota.
+    super::data::add_to_linker(&mut linker)?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
     App::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)

@@ -11,12 +11,14 @@
 //!   `write`, and the response they build), [`output`] (the guest's stdout and stderr).
 //! - [`guest`]: the two kinds of guest — a WSGI application or a wasi:http proxy — told
 //!   apart by their exports; [`wsgi`] and [`wasi_http`] run one request through each.
+//! - [`data`]: the route's writable directories: its quota, one request at a time.
 //! - [`outbound`]: what a guest may reach beyond its request (its route's grant, for names,
 //!   TCP and HTTP); [`egress`] sends the outgoing HTTP requests it allows.
 //! - [`bindings`]: the generated types of wit/wsgi.wit, and wasi:http's.
 
 pub(crate) mod bindings;
 pub(crate) mod call;
+pub(crate) mod data;
 pub(crate) mod egress;
 pub mod engine;
 pub(crate) mod fault;

@@ -15,6 +15,7 @@ use super::outbound::Grant;
 use super::output::{MAX_FAILURE_TEXT, log_safe};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 
+use super::data::{Data, DataLease};
 use super::state::{HostState, new_store, open_dirs};
 use crate::config::{DEFAULT_MAX_QUEUE, InstanceModel, Route};
 use crate::http::environ::Concurrency;
@@ -39,6 +40,8 @@ pub struct Lease {
     /// so a new instance's start-up (a core module's `start` function, `_initialize`) is
     /// part of it.
     pub deadline: tokio::time::Instant,
+    /// The route's data directories, held for this request.
+    data: Option<DataLease>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -48,6 +51,7 @@ pub struct Lease {
 pub struct Pool {
     pre: GuestPre,
     dirs: WasiFilesystemCtx,
+    data: Option<Arc<Data>>,
     grant: Arc<Grant>,
     stats: Arc<RouteStats>,
     route: Arc<Route>,
@@ -74,6 +78,7 @@ impl Pool {
         stats: Arc<RouteStats>,
         outbound_tls: Arc<rustls::ClientConfig>,
     ) -> anyhow::Result<Self> {
+        let data = Data::open(&route)?;
         let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
         let model = route.limits.instances.unwrap_or(match pre.kind() {
             Kind::Wsgi => InstanceModel::Warm,
@@ -105,6 +110,7 @@ impl Pool {
         Ok(Pool {
             pre,
             dirs,
+            data,
             grant: Grant::new(&route, outbound_tls, stats.clone()),
             stats,
             permits: Arc::new(Semaphore::new(route.limits.max_concurrency)),
@@ -164,6 +170,22 @@ impl Pool {
                 }
             }
         };
+        // A route with data serves one request at a time (see `super::data`): the wait for
+        // the directories is part of the wait in the queue.
+        let data = match &self.data {
+            None => None,
+            Some(data) => {
+                match tokio::time::timeout(self.route.limits.queue_timeout, data.lease()).await {
+                    Ok(lease) => Some(lease),
+                    Err(_elapsed) => {
+                        return Err(Failure::Unavailable(format!(
+                            "the route's data directories stayed busy for {:?}",
+                            self.route.limits.queue_timeout
+                        )));
+                    }
+                }
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.route.limits.timeout;
         let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let instance = match warm {
@@ -178,6 +200,7 @@ impl Pool {
         Ok(Lease {
             instance,
             deadline,
+            data,
             _permit: permit,
         })
     }
@@ -188,6 +211,7 @@ impl Pool {
             &self.route,
             &self.dirs,
             &self.grant,
+            self.data.as_ref(),
             &self.stats,
         )
         .map_err(|e| Failure::Internal(format!("preparing the sandbox: {e:?}")))?;
@@ -214,13 +238,18 @@ impl Pool {
     pub fn put(&self, lease: Lease, completed: bool) {
         let Lease {
             mut instance,
+            data,
             _permit,
             ..
         } = lease;
         instance.served += 1;
         let warm = self.model == InstanceModel::Warm;
         let event = match (completed, warm) {
-            (false, _) => Some(InstanceEvent::Discarded),
+            (false, _) => {
+                // Gone before its data directories are handed on.
+                drop(instance);
+                Some(InstanceEvent::Discarded)
+            }
             (true, true) if instance.served >= self.route.limits.max_requests => {
                 Some(InstanceEvent::Recycled)
             }
@@ -239,6 +268,9 @@ impl Pool {
         };
         if let Some(event) = event {
             self.stats.instance(event);
+        }
+        if let Some(data) = data {
+            data.release(!completed);
         }
     }
 

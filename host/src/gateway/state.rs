@@ -13,6 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WsgiError;
+use super::data::Data;
 use super::input::RequestBody;
 use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES};
 use super::outbound::{Grant, OutboundHttp};
@@ -39,6 +40,8 @@ pub struct HostState {
     outbound: OutboundHttp,
     /// TCP sockets the guest holds, counted in its route's `max-outbound-connections`.
     pub(super) tcp_sockets: usize,
+    /// The route's data directories, if it has any.
+    data: Option<Arc<Data>>,
     limits: CountingLimiter,
     exchange: Option<Exchange>,
     exchanges: u64,
@@ -73,6 +76,11 @@ impl HostState {
     /// The route's outbound grant.
     pub fn grant(&self) -> &Arc<Grant> {
         self.outbound.grant()
+    }
+
+    /// The route's data directories, if it has any.
+    pub fn data(&self) -> Option<&Arc<Data>> {
+        self.data.as_ref()
     }
 
     /// Starts an exchange; returns its number.
@@ -114,25 +122,30 @@ impl HostState {
     }
 }
 
-/// A route's directories, opened once (at start-up, and again on reload) and shared by all
-/// its instances: a symlink swapped in for a directory later changes nothing.
+/// A route's directories, `dirs` read-only and `data` read-write (created first, by
+/// [`Data::open`]), opened once (at start-up, and again on reload) and shared by all its
+/// instances: a symlink swapped in for a directory later changes nothing.
 pub(super) fn open_dirs(route: &Route) -> wasmtime::Result<WasiFilesystemCtx> {
     let mut wasi = WasiCtx::builder();
     for (guest, host) in &route.dirs {
         wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
     }
+    for (guest, host) in &route.data {
+        wasi.preopened_dir(host, guest, FsPerms::ReadWrite)?;
+    }
     Ok(wasi.build().filesystem().clone())
 }
 
-/// A store with the route's sandbox: its env and read-only dirs (`dirs`, from [`open_dirs`]),
-/// the network its `outbound` grant opens (see [`super::outbound`]; nothing by default) and
-/// nothing else of the host (no inherited environment), guest output to the log, and the
-/// limits of [`super::limits`].
+/// A store with the route's sandbox: its env and directories (from [`open_dirs`]; `data`
+/// within its quota, [`super::data`]), the network its `outbound` grant opens (see
+/// [`super::outbound`]; nothing by default) and nothing else of the host (no inherited
+/// environment), guest output to the log, and the limits of [`super::limits`].
 pub(super) fn new_store(
     engine: &Engine,
     route: &Route,
     dirs: &WasiFilesystemCtx,
     grant: &Arc<Grant>,
+    data: Option<&Arc<Data>>,
     stats: &Arc<RouteStats>,
 ) -> wasmtime::Result<Store<HostState>> {
     let output = OutputBudget::default();
@@ -165,6 +178,7 @@ pub(super) fn new_store(
         http: WasiHttpCtx::new(),
         outbound: OutboundHttp::new(grant.clone()),
         tcp_sockets: 0,
+        data: data.cloned(),
         limits,
         exchange: None,
         exchanges: 0,

@@ -99,8 +99,12 @@ impl Site {
                 )
                 .with_context(|| {
                     format!(
-                        "{}: route {:?}: opening its dirs",
-                        route.dirs_at.as_ref().unwrap_or(&route.component_at),
+                        "{}: route {:?}: opening its directories",
+                        route
+                            .dirs_at
+                            .as_ref()
+                            .or(route.data_at.as_ref())
+                            .unwrap_or(&route.component_at),
                         route.display_name()
                     )
                 })?,

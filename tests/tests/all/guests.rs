@@ -14,6 +14,7 @@ mod tested_in {
     pub const hostile: &str = "sandbox.rs";
     pub const bad_import: &str = "sandbox.rs";
     pub const outbound: &str = "outbound.rs";
+    pub const files: &str = "data.rs";
     pub const http_hello: &str = "wasi_http.rs, cli.rs; bench/run";
 }
 

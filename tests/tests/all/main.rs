@@ -6,6 +6,7 @@
 mod common;
 
 mod admin;
+mod data;
 mod databases;
 mod deploy;
 mod dispatch;
