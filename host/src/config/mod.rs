@@ -54,6 +54,7 @@
 //! memory = "128MiB"                # linear memory one instance may grow to
 //! outbound = ["tcp://db:5432"]     # what the guest may connect to (default: nothing)
 //! max-outbound-connections = 100   # outbound sockets open at once, all instances together
+//! outbound-connect-timeout = "10s" # how long an outbound connect may take
 //! ```
 
 use std::collections::BTreeMap;
@@ -96,6 +97,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outbound connections one route's instances may hold open at once.
 pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 100;
+/// How long an outbound connect (TCP, or an HTTP request's) may take.
+pub const DEFAULT_OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a route's guest may keep in its `data` directories when it names no `data-quota`.
 pub const DEFAULT_DATA_QUOTA: u64 = 1 << 30;
 /// Client connections served at once; more wait in the listen backlog.
@@ -308,6 +311,9 @@ pub struct Limits {
     /// Outbound connections (TCP sockets, HTTP requests) the route's instances may hold
     /// open at once, all together.
     pub max_outbound_connections: usize,
+    /// How long an outbound connect may take (a guest's own HTTP connect timeout is capped
+    /// by it).
+    pub outbound_connect_timeout: Duration,
     /// Bytes the guest may keep in its `data` directories, all together.
     pub data_quota: u64,
 }
@@ -325,6 +331,7 @@ impl Default for Limits {
             memory: DEFAULT_MEMORY,
             outbound: Vec::new(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
+            outbound_connect_timeout: DEFAULT_OUTBOUND_CONNECT_TIMEOUT,
             data_quota: DEFAULT_DATA_QUOTA,
         }
     }
@@ -356,9 +363,10 @@ impl fmt::Display for Limits {
             let targets: Vec<String> = self.outbound.iter().map(|t| t.to_string()).collect();
             write!(
                 f,
-                " outbound={} max-outbound-connections={}",
+                " outbound={} max-outbound-connections={} outbound-connect-timeout={:?}",
                 targets.join(","),
-                self.max_outbound_connections
+                self.max_outbound_connections,
+                self.outbound_connect_timeout
             )?;
         }
         Ok(())
@@ -527,6 +535,7 @@ struct RawRoute {
     memory: Option<Spanned<String>>,
     outbound: Option<Spanned<Vec<String>>>,
     max_outbound_connections: Option<Spanned<i64>>,
+    outbound_connect_timeout: Option<Spanned<String>>,
 }
 
 /// Turns spans into [`Location`]s and reports bad values, for one file.
@@ -805,6 +814,11 @@ impl Checker<'_> {
                 base.max_outbound_connections as u64,
                 MAX_CONCURRENCY,
             )? as usize,
+            outbound_connect_timeout: self.duration(
+                &raw.outbound_connect_timeout,
+                key("outbound-connect-timeout"),
+                base.outbound_connect_timeout,
+            )?,
             data_quota: self
                 .size(&raw.data_quota, key("data-quota"), 0..=u64::MAX)?
                 .unwrap_or(base.data_quota),

@@ -20,8 +20,6 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 use crate::http::stats::RouteStats;
 
-/// How long connecting (TCP, then TLS) may take when the guest sets no timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the response head may take when the guest sets no timeout.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -53,19 +51,22 @@ type Connection = Box<dyn std::future::Future<Output = Result<(), HttpError>> + 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// Sends `request` to one of `addrs` (the grant's, for its authority), `tls` as `host`;
-/// `open` is the connection's place in the route's count, held until it closes.
+/// Sends `request` to one of `addrs` (the grant's, for its authority), `tls` as `host`,
+/// connecting (TCP, then TLS) within the guest's timeout, at most `connect_cap` (the route's
+/// `outbound-connect-timeout`); `open` is the connection's place in the route's count, held
+/// until it closes.
 pub async fn send(
     mut request: http::Request<WasiBody>,
     addrs: Vec<SocketAddr>,
     tls: Option<(Arc<rustls::ClientConfig>, String)>,
     options: Option<RequestOptions>,
+    connect_cap: Duration,
     stats: Arc<RouteStats>,
     open: impl Send + 'static,
 ) -> Result<(http::Response<WasiBody>, Connection), HttpError> {
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
-        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        .map_or(connect_cap, |t| t.min(connect_cap));
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
@@ -82,6 +83,7 @@ pub async fn send(
     let stream = tokio::time::timeout(connect_timeout, connect)
         .await
         .map_err(|_| HttpError::ConnectionTimeout)??;
+    let stream = Metered(stream, stats);
     // The request line carries the path only (origin-form): the authority is in Host.
     let path = request
         .uri()
@@ -121,13 +123,13 @@ pub async fn send(
         .await
         .map_err(|_| HttpError::ConnectionReadTimeout)?
         .map_err(HttpError::from)?;
-    let response = response.map(|body| Incoming(body, stats).boxed_unsync());
+    let response = response.map(|body| Incoming(body).boxed_unsync());
     let finished: Connection = Box::new(async move { done_rx.await.unwrap_or(Ok(())) });
     Ok((response, finished))
 }
 
-/// hyper's response body with wasi:http's error type, its bytes counted for the route.
-struct Incoming(hyper::body::Incoming, Arc<RouteStats>);
+/// hyper's response body with wasi:http's error type.
+struct Incoming(hyper::body::Incoming);
 
 impl Body for Incoming {
     type Data = Bytes;
@@ -137,15 +139,9 @@ impl Body for Incoming {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
-        let polled = Pin::new(&mut self.0)
+        Pin::new(&mut self.0)
             .poll_frame(cx)
-            .map_err(HttpError::from);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.1.outbound_bytes(data.len() as u64);
-        }
-        polled
+            .map_err(HttpError::from)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -154,5 +150,45 @@ impl Body for Incoming {
 
     fn size_hint(&self) -> SizeHint {
         self.0.size_hint()
+    }
+}
+
+/// A connection whose bytes, both ways, are counted for the route (before TLS: what the
+/// network carries).
+struct Metered(TcpStream, Arc<RouteStats>);
+
+impl tokio::io::AsyncRead for Metered {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        self.1
+            .outbound_received((buf.filled().len() - before) as u64);
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Metered {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.0).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &polled {
+            self.1.outbound_sent(*n as u64);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

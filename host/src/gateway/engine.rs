@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceType};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{App, AppPre, ProxyPre, add_ip_name_lookup, add_tcp_create_socket};
@@ -160,19 +160,11 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     linker.allow_shadowing(true);
     add_ip_name_lookup::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| anyhow!(e))?;
-    // TCP sockets count against the route's max-outbound-connections from creation to drop.
+    // TCP sockets count against the route's max-outbound-connections from creation to drop,
+    // their connects are bounded, their bytes counted.
     add_tcp_create_socket::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| anyhow!(e))?;
-    linker
-        .instance("wasi:sockets/tcp@0.2.12")
-        .and_then(|mut tcp| {
-            tcp.resource(
-                "tcp-socket",
-                ResourceType::host::<wasmtime_wasi::p2::TcpSocket>(),
-                |mut store, rep| store.data_mut().close_tcp_socket(rep),
-            )
-        })
-        .map_err(|e| anyhow!(e))?;
+    super::tcp::add_to_linker(&mut linker)?;
     // What takes space in a route's data directories is charged to its quota.
     super::data::add_to_linker(&mut linker)?;
     linker.allow_shadowing(false);

@@ -13,7 +13,8 @@
 //!   apart by their exports; [`wsgi`] and [`wasi_http`] run one request through each.
 //! - [`data`]: the route's writable directories: its quota, one request at a time.
 //! - [`outbound`]: what a guest may reach beyond its request (its route's grant, for names,
-//!   TCP and HTTP); [`egress`] sends the outgoing HTTP requests it allows.
+//!   TCP and HTTP); [`tcp`] counts, bounds and meters its sockets; [`egress`] sends the
+//!   outgoing HTTP requests it allows.
 //! - [`bindings`]: the generated types of wit/wsgi.wit, and wasi:http's.
 
 pub(crate) mod bindings;
@@ -30,6 +31,7 @@ pub(crate) mod output;
 pub(crate) mod pool;
 pub(crate) mod start_response;
 pub(crate) mod state;
+pub(crate) mod tcp;
 pub(crate) mod wasi_http;
 pub(crate) mod wsgi;
 

@@ -32,14 +32,11 @@ use wasmtime_wasi_http::{
 };
 
 use wasmtime::component::Resource;
-use wasmtime_wasi::p2::TcpSocket;
-use wasmtime_wasi::p2::bindings::sockets::network::{
-    ErrorCode, IpAddress, IpAddressFamily, Network,
-};
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
 use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
 use wasmtime_wasi::sockets::SocketAddrUse;
 
-use super::bindings::{HostIpNameLookup, HostResolveAddressStream, HostTcpCreateSocket};
+use super::bindings::{HostIpNameLookup, HostResolveAddressStream};
 use super::start_response::is_hop_by_hop;
 use super::state::HostState;
 use crate::config::{OutboundHost, OutboundScheme, OutboundTarget, Route};
@@ -61,6 +58,7 @@ pub struct Grant {
     /// Outbound connections open now (TCP sockets, HTTP requests), and the most allowed.
     open: AtomicUsize,
     max_open: usize,
+    connect_timeout: Duration,
     resolved: Mutex<HashMap<String, (Instant, Vec<IpAddr>)>>,
     logged: Mutex<HashSet<String>>,
 }
@@ -80,25 +78,34 @@ impl Grant {
             stats,
             open: AtomicUsize::new(0),
             max_open: route.limits.max_outbound_connections,
+            connect_timeout: route.limits.outbound_connect_timeout,
             resolved: Mutex::default(),
             logged: Mutex::default(),
         })
     }
 
     /// Takes one of the route's `max-outbound-connections`, if one is free.
-    fn open_connection(&self) -> bool {
+    pub fn open_connection(self: &Arc<Self>) -> Option<OpenConnection> {
         let taken = self.open.fetch_add(1, Ordering::AcqRel);
         if taken >= self.max_open {
             self.open.fetch_sub(1, Ordering::AcqRel);
             self.refused("a connection beyond max-outbound-connections");
-            return false;
+            return None;
         }
-        true
+        Some(OpenConnection {
+            grant: self.clone(),
+            opened: Instant::now(),
+        })
     }
 
-    /// Gives back `n` connections.
-    fn close_connections(&self, n: usize) {
-        self.open.fetch_sub(n, Ordering::AcqRel);
+    /// How long an outbound connect may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The route's figures.
+    pub fn stats(&self) -> &Arc<RouteStats> {
+        &self.stats
     }
 
     /// Whether `name` is granted as a host (for any scheme).
@@ -211,10 +218,9 @@ impl Grant {
         if addrs.is_empty() {
             return Err(refused());
         }
-        if !self.open_connection() {
-            return Err(HttpError::ConnectionLimitReached);
-        }
-        let open = OpenConnection(self.clone());
+        let open = self
+            .open_connection()
+            .ok_or(HttpError::ConnectionLimitReached)?;
         self.stats.outbound(OutboundEvent::HttpRequest);
         Ok((
             addrs,
@@ -349,12 +355,17 @@ fn local_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// One of a route's outbound connections, given back when dropped.
-pub struct OpenConnection(Arc<Grant>);
+/// One of a route's outbound connections: given back, and the time it was held counted,
+/// when dropped.
+pub struct OpenConnection {
+    grant: Arc<Grant>,
+    opened: Instant,
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.close_connections(1);
+        self.grant.open.fetch_sub(1, Ordering::AcqRel);
+        self.grant.stats.outbound_held(self.opened.elapsed());
     }
 }
 
@@ -465,7 +476,8 @@ impl WasiHttpHooks for OutboundHttp {
         Box::new(async move {
             let (addrs, tls_name, open) = grant.http(request.uri()).await?;
             let tls = tls_name.map(|name| (grant.tls.clone(), name));
-            super::egress::send(request, addrs, tls, options, grant.stats.clone(), open).await
+            let cap = grant.connect_timeout;
+            super::egress::send(request, addrs, tls, options, cap, grant.stats.clone(), open).await
         })
     }
 }
@@ -490,52 +502,5 @@ impl wasmtime_wasi::p2::bindings::sockets::network::HostNetwork for HostState {
     fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
         Ok(())
-    }
-}
-
-/// `create-tcp-socket`, within the route's `max-outbound-connections`: the socket counts
-/// until the guest drops it ([`HostState::close_tcp_socket`]) or its instance goes.
-impl HostTcpCreateSocket for HostState {
-    fn create_tcp_socket(
-        &mut self,
-        family: IpAddressFamily,
-    ) -> Result<Resource<TcpSocket>, SocketError> {
-        if !self.grant().open_connection() {
-            return Err(ErrorCode::NewSocketLimit.into());
-        }
-        let mut sockets = wasmtime_wasi::sockets::WasiSocketsView::sockets(self);
-        let created =
-            wasmtime_wasi::p2::bindings::sockets::tcp_create_socket::Host::create_tcp_socket(
-                &mut sockets,
-                family,
-            );
-        match created {
-            Ok(socket) => {
-                self.tcp_sockets += 1;
-                Ok(socket)
-            }
-            Err(e) => {
-                self.grant().close_connections(1);
-                Err(e)
-            }
-        }
-    }
-}
-
-impl HostState {
-    /// The guest dropped a TCP socket: closed, and no longer counted.
-    pub fn close_tcp_socket(&mut self, rep: u32) -> wasmtime::Result<()> {
-        let socket = self.table().delete(Resource::<TcpSocket>::new_own(rep))?;
-        drop(socket);
-        self.tcp_sockets -= 1;
-        self.grant().close_connections(1);
-        Ok(())
-    }
-}
-
-impl Drop for HostState {
-    /// The sockets an instance still holds close with it.
-    fn drop(&mut self) {
-        self.grant().close_connections(self.tcp_sockets);
     }
 }

@@ -19,6 +19,7 @@ use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, 
 use super::outbound::{Grant, OutboundHttp};
 use super::output::{GuestOutput, OutputBudget};
 use super::start_response::ResponseWriter;
+use super::tcp::TcpSockets;
 use crate::config::Route;
 use crate::http::stats::RouteStats;
 
@@ -38,8 +39,8 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
-    /// TCP sockets the guest holds, counted in its route's `max-outbound-connections`.
-    pub(super) tcp_sockets: usize,
+    /// The guest's TCP sockets.
+    pub(super) tcp: TcpSockets,
     /// The route's data directories, if it has any.
     data: Option<Arc<Data>>,
     limits: CountingLimiter,
@@ -177,7 +178,7 @@ pub(super) fn new_store(
         wasi,
         http: WasiHttpCtx::new(),
         outbound: OutboundHttp::new(grant.clone()),
-        tcp_sockets: 0,
+        tcp: TcpSockets::default(),
         data: data.cloned(),
         limits,
         exchange: None,

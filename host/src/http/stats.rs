@@ -49,6 +49,8 @@ const LIMITS: [&str; 5] = ["timeout", "memory", "unavailable", "trap", "body-too
 const EVENTS: [&str; 3] = ["created", "recycled", "discarded"];
 /// Outbound events, as labelled.
 const OUTBOUND: [&str; 3] = ["tcp-connect", "http-request", "refused"];
+/// Directions of outbound bytes, as labelled.
+const DIRECTIONS: [&str; 2] = ["sent", "received"];
 
 /// The whole server's figures.
 pub struct Stats {
@@ -65,7 +67,8 @@ pub struct Stats {
     instance_events: Family<KindLabel, Counter>,
     instances: Family<KindLabel, Gauge>,
     outbound: Family<KindLabel, Counter>,
-    outbound_bytes: Family<RouteLabel, Counter>,
+    outbound_bytes: Family<KindLabel, Counter>,
+    outbound_seconds: Family<RouteLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
     ready: AtomicBool,
     draining: AtomicBool,
     routes: std::sync::Mutex<Vec<Arc<RouteStats>>>,
@@ -82,7 +85,9 @@ pub struct RouteStats {
     limits: [Counter; LIMITS.len()],
     events: [Counter; EVENTS.len()],
     outbound: [Counter; OUTBOUND.len()],
-    outbound_bytes: Counter,
+    /// Sent, received.
+    outbound_bytes: [Counter; 2],
+    outbound_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// Idle, busy, queued: set from the pool at scrape time.
     instances: [Gauge; 3],
 }
@@ -118,6 +123,7 @@ impl Stats {
             instances: Family::default(),
             outbound: Family::default(),
             outbound_bytes: Family::default(),
+            outbound_seconds: Family::default(),
             ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             routes: std::sync::Mutex::default(),
@@ -180,8 +186,13 @@ impl Stats {
         );
         registry.register(
             "outbound_bytes",
-            "Response body bytes received by the route's outgoing HTTP requests",
+            "Bytes the route's outbound connections sent and received (TCP payload; HTTP bodies)",
             stats.outbound_bytes.clone(),
+        );
+        registry.register(
+            "outbound_seconds",
+            "Seconds the route's outbound connections (TCP sockets, HTTP requests) were held open",
+            stats.outbound_seconds.clone(),
         );
         Stats { registry, ..stats }
     }
@@ -215,7 +226,8 @@ impl Stats {
             events: EVENTS.map(|e| self.instance_events.get_or_create_owned(&kind(e))),
             instances: GAUGES.map(|g| self.instances.get_or_create_owned(&kind(g))),
             outbound: OUTBOUND.map(|o| self.outbound.get_or_create_owned(&kind(o))),
-            outbound_bytes: self.outbound_bytes.get_or_create_owned(&label),
+            outbound_bytes: DIRECTIONS.map(|d| self.outbound_bytes.get_or_create_owned(&kind(d))),
+            outbound_seconds: self.outbound_seconds.get_or_create_owned(&label),
         });
         routes.push(route.clone());
         route
@@ -332,7 +344,8 @@ impl RouteStats {
             "instances": instances,
             "limit_hits": labelled(&LIMITS, counts(&self.limits)),
             "outbound": labelled(&OUTBOUND, counts(&self.outbound)),
-            "outbound_bytes": self.outbound_bytes.get(),
+            "outbound_bytes": labelled(&DIRECTIONS, counts(&self.outbound_bytes)),
+            "outbound_seconds": self.outbound_seconds.get(),
         })
     }
 
@@ -378,9 +391,19 @@ impl RouteStats {
         self.outbound[event as usize].inc();
     }
 
-    /// Response body bytes an outgoing HTTP request received.
-    pub fn outbound_bytes(&self, n: u64) {
-        self.outbound_bytes.inc_by(n);
+    /// Bytes an outbound connection sent.
+    pub fn outbound_sent(&self, n: u64) {
+        self.outbound_bytes[0].inc_by(n);
+    }
+
+    /// Bytes an outbound connection received.
+    pub fn outbound_received(&self, n: u64) {
+        self.outbound_bytes[1].inc_by(n);
+    }
+
+    /// An outbound connection was held open this long.
+    pub fn outbound_held(&self, held: Duration) {
+        self.outbound_seconds.inc_by(held.as_secs_f64());
     }
 
     /// An instance was created, recycled or discarded.

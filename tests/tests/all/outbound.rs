@@ -261,3 +261,66 @@ async fn no_grant_through_a_name_or_a_wildcard_leads_back_into_the_server() {
         .text();
     assert!(text.starts_with("ok: HTTP/1.1 400"), "{text}");
 }
+
+#[tokio::test]
+async fn a_connect_that_is_never_answered_times_out_and_connections_are_metered() {
+    // A listener that never accepts, with a full queue: the kernel drops further SYNs, so
+    // a connect to it is never answered (as to a firewalled address).
+    let silent = tokio::net::TcpSocket::new_v4().unwrap();
+    silent.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _silent = silent.listen(1).unwrap();
+    let mut queued = Vec::new();
+    loop {
+        let connect = tokio::net::TcpStream::connect(silent_addr);
+        match tokio::time::timeout(std::time::Duration::from_millis(300), connect).await {
+            Ok(stream) => queued.push(stream.unwrap()),
+            Err(_elapsed) => break,
+        }
+        assert!(queued.len() < 64, "the listener's queue never filled");
+    }
+    let echo = service("pong").await;
+    let routes = format!(
+        "[server]\nadmin = \"127.0.0.1:0\"\n\n{}",
+        route(
+            "/out",
+            OUTBOUND,
+            &format!(
+                "outbound = [\"tcp://{silent_addr}\", \"tcp://127.0.0.1:{echo}\"]\noutbound-connect-timeout = \"1s\"\ntimeout = \"30s\""
+            )
+        ),
+    );
+    let server = TestServer::start(&routes).await;
+    // Without the bound, the guest would wait for the kernel (two minutes), and the client
+    // for the route's timeout.
+    let response = server.get(&format!("/out/connect/{silent_addr}")).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response.text().starts_with("refused: TimedOut"),
+        "{}",
+        response.text()
+    );
+    // The instance and the route are fine, and what went through was counted.
+    assert_eq!(
+        server
+            .get(&format!("/out/connect/127.0.0.1:{echo}"))
+            .await
+            .text(),
+        "ok: pong\n"
+    );
+    let request = "GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+    let stats = parse_one(&raw(server.admin.unwrap(), request.as_bytes()).await).json();
+    let out = &stats["routes"]["/out"];
+    assert_eq!(out["outbound"]["tcp-connect"], 2, "{stats:#?}");
+    assert_eq!(out["outbound_bytes"]["sent"], "ping\n".len(), "{stats:#?}");
+    assert_eq!(
+        out["outbound_bytes"]["received"],
+        "pong\n".len(),
+        "{stats:#?}"
+    );
+    assert!(
+        out["outbound_seconds"].as_f64().unwrap() >= 1.0,
+        "the timed-out socket was held for its second: {stats:#?}"
+    );
+    server.stop().await;
+}

@@ -1,0 +1,310 @@
+//! A guest's TCP sockets: wasmtime-wasi's, with the host's hooks around their life. Whom a
+//! socket may reach is its route's grant's ([`super::outbound`]); here is how much:
+//!
+//! - **Counted.** A socket takes one of the route's `max-outbound-connections` from
+//!   `create-tcp-socket` until the guest drops it or its instance goes; the time it was
+//!   held is added to the route's `outbound_seconds`.
+//! - **Bounded.** A connect that has not finished within the route's
+//!   `outbound-connect-timeout` fails with `timeout` (ETIMEDOUT in the guest), instead of
+//!   waiting for the kernel to give up (two minutes for an address that never answers).
+//!   wasmtime-wasi keeps the connect to itself, so the host watches where the guest waits
+//!   for it — `poll`, `pollable.block` on the socket's pollable — and, once the deadline
+//!   passes, wakes the guest and answers its `finish-connect` with `timeout`, the socket
+//!   reset underneath (the kernel's connect abandoned).
+//! - **Metered.** The streams of a connected socket count the bytes they carry for the
+//!   route's `outbound_bytes`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, ResourceType};
+use wasmtime_wasi::p2::bindings::io::poll as io_poll;
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, DynPollable, InputStream, OutputStream, Pollable, SocketError,
+    StreamResult, TcpSocket,
+};
+use wasmtime_wasi::sockets::WasiSocketsView;
+
+use super::bindings::HostTcpCreateSocket;
+use super::outbound::OpenConnection;
+use super::state::HostState;
+use crate::http::stats::RouteStats;
+
+/// An instance's TCP sockets, by handle.
+#[derive(Default)]
+pub struct TcpSockets {
+    /// Every socket, with its place in the route's count.
+    open: HashMap<u32, OpenConnection>,
+    /// Sockets connecting, with their deadline; `true` once it passed.
+    connecting: HashMap<u32, (Instant, bool)>,
+    /// The pollables of connecting sockets (pollable → socket).
+    pollables: HashMap<u32, u32>,
+}
+
+impl TcpSockets {
+    /// Forgets a socket's connect: done, failed, or the socket gone.
+    fn connected(&mut self, socket: u32) {
+        if self.connecting.remove(&socket).is_some() {
+            self.pollables.retain(|_, s| *s != socket);
+        }
+    }
+
+    /// Of `pollables` (by their place in the guest's list), those of connecting sockets:
+    /// the ones whose deadline passed, and the earliest deadline still to come.
+    fn watch(&mut self, pollables: &[u32]) -> (Vec<u32>, Option<Instant>) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (i, pollable) in pollables.iter().enumerate() {
+            let Some(socket) = self.pollables.get(pollable) else {
+                continue;
+            };
+            let Some((deadline, passed)) = self.connecting.get_mut(socket) else {
+                continue;
+            };
+            if *passed || *deadline <= now {
+                *passed = true;
+                expired.push(i as u32);
+            } else {
+                next = Some(next.map_or(*deadline, |n| n.min(*deadline)));
+            }
+        }
+        (expired, next)
+    }
+}
+
+/// `create-tcp-socket`, within the route's `max-outbound-connections`.
+impl HostTcpCreateSocket for HostState {
+    fn create_tcp_socket(
+        &mut self,
+        family: IpAddressFamily,
+    ) -> Result<Resource<TcpSocket>, SocketError> {
+        let Some(open) = self.grant().open_connection() else {
+            return Err(ErrorCode::NewSocketLimit.into());
+        };
+        let socket = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets(), family)?;
+        self.tcp.open.insert(socket.rep(), open);
+        Ok(socket)
+    }
+}
+
+impl HostState {
+    /// The guest dropped a TCP socket: closed, and no longer counted.
+    fn close_tcp_socket(&mut self, rep: u32) -> wasmtime::Result<()> {
+        let socket = self.table().delete(Resource::<TcpSocket>::new_own(rep))?;
+        drop(socket);
+        self.tcp.connected(rep);
+        self.tcp.open.remove(&rep);
+        Ok(())
+    }
+
+    /// A socket whose connect timed out: its state replaced by a new socket's of the same
+    /// family, which drops (and so abandons) the connect in progress.
+    fn abandon_connect(&mut self, rep: u32) -> wasmtime::Result<()> {
+        let this = || Resource::<TcpSocket>::new_borrow(rep);
+        let family = HostTcpSocket::address_family(&mut self.sockets(), this())?;
+        let fresh = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets(), family)
+            .map_err(|e| wasmtime::format_err!("replacing a timed-out socket: {e:?}"))?;
+        let fresh = self.table().delete(fresh)?;
+        *self.table().get_mut(&this())? = fresh;
+        Ok(())
+    }
+
+    /// A socket error as the guest sees it.
+    fn socket_error(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        wasmtime_wasi::p2::bindings::sockets::network::Host::convert_error_code(
+            &mut self.sockets(),
+            error,
+        )
+    }
+
+    /// `list` waited on, as `poll` does: at most until the earliest connect deadline among
+    /// them, after which those sockets' pollables are ready.
+    async fn poll_watched(
+        &mut self,
+        list: Vec<Resource<DynPollable>>,
+    ) -> wasmtime::Result<Vec<u32>> {
+        let reps: Vec<u32> = list.iter().map(Resource::rep).collect();
+        let (expired, next) = self.tcp.watch(&reps);
+        if !expired.is_empty() {
+            return Ok(expired);
+        }
+        let Some(deadline) = next else {
+            return io_poll::Host::poll(self.table(), list).await;
+        };
+        match tokio::time::timeout_at(deadline, io_poll::Host::poll(self.table(), list)).await {
+            Ok(ready) => ready,
+            Err(_elapsed) => Ok(self.tcp.watch(&reps).0),
+        }
+    }
+}
+
+type Store<'a> = StoreContextMut<'a, HostState>;
+
+/// Shadows what the host hooks into: the socket's drop, `start-connect`, `finish-connect`
+/// and `subscribe`, and `wasi:io/poll`'s `poll` and `pollable.block`.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    let mut tcp = linker.instance("wasi:sockets/tcp@0.2.12")?;
+    tcp.resource(
+        "tcp-socket",
+        ResourceType::host::<TcpSocket>(),
+        |mut store, rep| store.data_mut().close_tcp_socket(rep),
+    )?;
+    tcp.func_wrap(
+        "[method]tcp-socket.start-connect",
+        |mut store: Store<'_>,
+         (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
+            let state = store.data_mut();
+            let rep = this.rep();
+            match HostTcpSocket::start_connect(&mut state.sockets(), this, network, address) {
+                Ok(()) => {
+                    let deadline = Instant::now() + state.grant().connect_timeout();
+                    state.tcp.connecting.insert(rep, (deadline, false));
+                    Ok((Ok(()),))
+                }
+                Err(e) => Ok((Err(state.socket_error(e)?),)),
+            }
+        },
+    )?;
+    tcp.func_wrap(
+        "[method]tcp-socket.finish-connect",
+        |mut store: Store<'_>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let rep = this.rep();
+            if state
+                .tcp
+                .connecting
+                .get(&rep)
+                .is_some_and(|(_, passed)| *passed)
+            {
+                state.tcp.connected(rep);
+                state.abandon_connect(rep)?;
+                return Ok((Err(ErrorCode::Timeout),));
+            }
+            match HostTcpSocket::finish_connect(&mut state.sockets(), this) {
+                Ok((input, output)) => {
+                    state.tcp.connected(rep);
+                    Ok((Ok(state.metered(rep, input, output)?),))
+                }
+                Err(e) => {
+                    let code = state.socket_error(e)?;
+                    if code != ErrorCode::WouldBlock {
+                        state.tcp.connected(rep);
+                    }
+                    Ok((Err(code),))
+                }
+            }
+        },
+    )?;
+    tcp.func_wrap(
+        "[method]tcp-socket.subscribe",
+        |mut store: Store<'_>, (this,): (Resource<TcpSocket>,)| {
+            let state = store.data_mut();
+            let rep = this.rep();
+            let pollable = HostTcpSocket::subscribe(&mut state.sockets(), this)?;
+            if state.tcp.connecting.contains_key(&rep) {
+                state.tcp.pollables.insert(pollable.rep(), rep);
+            }
+            Ok((pollable,))
+        },
+    )?;
+    let mut poll = linker.instance("wasi:io/poll@0.2.12")?;
+    poll.func_wrap_async(
+        "poll",
+        |mut store: Store<'_>, (list,): (Vec<Resource<DynPollable>>,)| {
+            Box::new(async move { Ok((store.data_mut().poll_watched(list).await?,)) })
+        },
+    )?;
+    poll.func_wrap_async(
+        "[method]pollable.block",
+        |mut store: Store<'_>, (this,): (Resource<DynPollable>,)| {
+            Box::new(async move {
+                store.data_mut().poll_watched(vec![this]).await?;
+                Ok(())
+            })
+        },
+    )?;
+    Ok(())
+}
+
+impl HostState {
+    /// A connected socket's streams, counted for the route (children of the socket still).
+    fn metered(
+        &mut self,
+        socket: u32,
+        input: Resource<DynInputStream>,
+        output: Resource<DynOutputStream>,
+    ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+        let stats = self.grant().stats().clone();
+        let parent = Resource::<TcpSocket>::new_borrow(socket);
+        let inner = self.table().delete(input)?;
+        let input: DynInputStream = Box::new(Metered {
+            inner,
+            stats: stats.clone(),
+        });
+        let input = self.table().push_child(input, &parent)?;
+        let inner = self.table().delete(output)?;
+        let output: DynOutputStream = Box::new(Metered { inner, stats });
+        let output = self.table().push_child(output, &parent)?;
+        Ok((input, output))
+    }
+
+    fn sockets(&mut self) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
+        WasiSocketsView::sockets(self)
+    }
+}
+
+/// A socket's stream, its bytes counted for the route.
+struct Metered<S> {
+    inner: S,
+    stats: std::sync::Arc<RouteStats>,
+}
+
+#[wasmtime_wasi::async_trait]
+impl<S: Pollable> Pollable for Metered<S> {
+    async fn ready(&mut self) {
+        self.inner.ready().await
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl InputStream for Metered<DynInputStream> {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        let bytes = self.inner.read(size)?;
+        self.stats.outbound_received(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for Metered<DynOutputStream> {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let len = bytes.len() as u64;
+        self.inner.write(bytes)?;
+        self.stats.outbound_sent(len);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.inner.flush()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.inner.check_write()
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
+}
