@@ -25,8 +25,12 @@ What the application sees is what PEP 3333 promises:
 * An exception from the application is reported to the server with its traceback: the
   client gets a 500 (or the connection is closed if the response had started), and the
   traceback goes to the server log.
+* A module the component does not hold (it was not imported when the component was built)
+  is named in one line on ``sys.stderr``, with how to add it: ``--include``.
 """
 
+import importlib
+import os
 import sys
 import traceback
 
@@ -187,9 +191,10 @@ class Body(_application.Body):
         except StopIteration:
             self._finish()
             return None
-        except BaseException:
+        except BaseException as e:
             failure = _failure()
             self._finish()
+            _note_missing_module(e)
             raise Err(failure) from None
 
     def _finish(self):
@@ -231,9 +236,119 @@ def exports(app):
             handles = (environ.input, start_response)
             try:
                 iterable = app(_environ(environ), _start_response(start_response))
-            except BaseException:
+            except BaseException as e:
                 _release(handles)
+                _note_missing_module(e)
                 raise Err(_failure()) from None
             return Body(iterable, handles)
 
     return Application
+
+
+#: Names known, when the component was built, to be missing (absent, unavailable in WASI, or
+#: failing to import): build-python's warnings told about those already.
+_known_missing = set()
+#: Modules already reported, so that each is named once per instance.
+_reported = set()
+
+
+def _report_missing(name):
+    """One line on stderr (the server's log for the route) about module ``name``."""
+    if name in _reported:
+        return
+    _reported.add(name)
+    if name in _known_missing:
+        why = "it was not found, or failed to import, when the component was built"
+    else:
+        why = f"rebuild with: cheroot-wasm build-python ... --include {name}"
+    print(f"cheroot-wasm: module {name!r} is not in this component: {why}", file=sys.stderr, flush=True)
+
+
+def _note_missing_module(error):
+    """Reports the module a ``ModuleNotFoundError`` (raised or chained) names."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, ModuleNotFoundError) and error.name:
+            _report_missing(error.name)
+            return
+        error = error.__cause__ or error.__context__
+
+
+def _probing():
+    """Whether ``importlib.util.find_spec`` is asking: a probe (is there a module ``x``?),
+    which expects ``None``, not an import that fails."""
+    frame = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_name == "find_spec" and code.co_filename.endswith(os.path.join("importlib", "util.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _MissingModules:
+    """Last on ``sys.meta_path``, so asked only when no other finder has the module: in a
+    component, a module that was not imported at build time. Frameworks catch the
+    ``ImportError`` that follows and answer 500 (Django's ``cannot import name 'urls' from
+    'django.conf'``), so the name is logged here, where it is known."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name not in _known_missing and not _probing():
+            _report_missing(name)
+        return None
+
+
+class _offline:
+    """Build time, around everything the entry module imports: the network does not exist.
+
+    componentize-py snapshots the interpreter once the entry module has run, and the guest's
+    libc keeps the network handle it got on first use in memory: a module that probes the
+    network while it is imported (urllib3 binds a socket to ``::1`` to learn whether IPv6
+    works) would leave the build's handle in the snapshot, and every instance would trap on
+    it at its first connection. So while the application and its modules are imported,
+    creating a socket and resolving a name raise ``OSError``, as on a machine without a
+    network; afterwards, everything is as it was."""
+
+    _NAMES = ("gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
+
+    def __enter__(self):
+        import _socket
+        import socket
+
+        def refuse(*args, **kwargs):
+            raise OSError("no network while the component is built")
+
+        self._saved = [(socket.socket, "__init__", socket.socket.__init__)]
+        self._saved += [(_socket, "getaddrinfo", _socket.getaddrinfo)]
+        self._saved += [(socket, name, getattr(socket, name)) for name in self._NAMES]
+        for owner, name, _ in self._saved:
+            setattr(owner, name, refuse)
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, value in self._saved:
+            setattr(owner, name, value)
+        return False
+
+
+def _import_ahead(names, report, absent=()):
+    """Build time, from the entry module build-python generates: imports ``names`` so that
+    the component holds them, each on its own (one failing does not stop the others), writes
+    those that failed to ``report`` beside the entry module (``name<TAB>exception`` lines,
+    which build-python turns into warnings), and has missing modules reported at run time."""
+    failed = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException as e:
+            failed.append(name)
+            text = f"{type(e).__name__}: {e}".replace("\n", " ").replace("\t", " ")
+            with open(os.path.normpath(os.path.join(os.path.dirname(__file__), "..", report)), "a") as f:
+                f.write(f"{name}\t{text}\n")
+    _known_missing.update(absent, failed)
+    if not any(isinstance(f, _MissingModules) for f in sys.meta_path):
+        sys.meta_path.append(_MissingModules())

@@ -394,6 +394,7 @@ pub fn build_python_example(spec: &str, name: &str, requirements: Option<&str>) 
         output: output.clone(),
         paths: vec![python_examples()],
         requirements: requirements.map(|file| python_examples().join(file)),
+        include: vec![],
     })
     .unwrap_or_else(|e| panic!("build-python {spec}: {e:#}"));
     output

@@ -201,3 +201,29 @@ async fn a_warm_python_instance_releases_each_requests_handles() {
         assert_eq!(server.get(path).await.status, status, "request {i}");
     }
 }
+
+/// Modules a view imports only when a request comes (`import json` in a function,
+/// `importlib.import_module("decimal")`) are in the component: build-python's import scan
+/// found them. A module that exists nowhere is a 500, as under any server (the adapter also
+/// logs one line naming it, with the `--include` that would add it).
+#[tokio::test]
+async fn lazily_imported_modules_are_in_the_component() {
+    let lazy = build_python_example("lazy_app:application", "lazy_app", None);
+    let server = TestServer::start(&route("/", lazy.to_str().unwrap(), "")).await;
+    let json = server.get("/json").await;
+    assert_eq!(
+        (json.status, json.text()),
+        (200, "{\"lazy\": true}\n".into())
+    );
+    let decimal = server.get("/decimal").await;
+    assert_eq!((decimal.status, decimal.text()), (200, "0.3\n".into()));
+    assert_eq!(server.get("/missing").await.status, 500);
+    // A module that touched the network while it was imported at build time left nothing
+    // behind that breaks the guest's network at run time.
+    let resolved = server.get("/resolve").await;
+    assert_eq!(
+        (resolved.status, resolved.text()),
+        (200, "127.0.0.1\n".into())
+    );
+    server.assert_alive("/").await;
+}
