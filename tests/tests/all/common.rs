@@ -400,6 +400,103 @@ pub fn build_python_example(spec: &str, name: &str, requirements: Option<&str>) 
     output
 }
 
+/// Builds `spec` from a copy of the project directory `project` (guest-examples/python/
+/// `project`, copied into the test target directory so that neither the build nor a native
+/// run leaves `__pycache__` in the source tree) into the test target directory as
+/// `name.wasm`, with `requirements` (a file in guest-examples/python), if any. Returns the
+/// component and the copy.
+pub fn build_python_project(
+    spec: &str,
+    name: &str,
+    project: &str,
+    requirements: Option<&str>,
+) -> (PathBuf, PathBuf) {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let copy = tmp.join(format!("{name}-src"));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_tree(&python_examples().join(project), &copy);
+    let output = tmp.join(format!("{name}.wasm"));
+    cheroot_wasm::build_python(&cheroot_wasm::PythonBuild {
+        app: spec.into(),
+        output: output.clone(),
+        paths: vec![copy.clone()],
+        requirements: requirements.map(|file| python_examples().join(file)),
+        include: vec![],
+    })
+    .unwrap_or_else(|e| panic!("build-python {spec}: {e:#}"));
+    (output, copy)
+}
+
+/// Copies the directory `from` to `to`, without `__pycache__` directories.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_tree(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The real cheroot serving `spec` (`module:callable`) natively from `dir`, with `env`, on a
+/// free port of 127.0.0.1; stopped when dropped.
+pub struct Cheroot {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Cheroot {
+    pub async fn start(
+        spec: &str,
+        dir: &std::path::Path,
+        env: &[(&str, &std::path::Path)],
+    ) -> Cheroot {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "cheroot",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                spec,
+            ])
+            .current_dir(dir)
+            .env("PYTHONPATH", dir)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m cheroot (scripts/test installs cheroot)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "cheroot did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Cheroot { child, addr }
+    }
+}
+
+impl Drop for Cheroot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A TLS server side for `cert` and its `key`.
 pub fn tls_acceptor(cert: &rcgen::Certificate, key: &rcgen::KeyPair) -> tokio_rustls::TlsAcceptor {
     let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(

@@ -10,6 +10,7 @@ mod data;
 mod databases;
 mod deploy;
 mod dispatch;
+mod django;
 mod environ;
 mod errors;
 mod guests;

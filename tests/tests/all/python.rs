@@ -5,56 +5,7 @@
 //! Needs componentize-py, Flask and cheroot (`scripts/test` and `.ci/run` install them,
 //! pinned).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use crate::common::*;
-
-/// The real cheroot serving `spec` from guest-examples/python on a free port.
-struct Cheroot {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Cheroot {
-    async fn start(spec: &str) -> Cheroot {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "cheroot",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                spec,
-            ])
-            .current_dir(python_examples())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m cheroot (pip install cheroot)");
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "cheroot did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Cheroot { child, addr }
-    }
-}
-
-impl Drop for Cheroot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// What must be equal between the two servers: status, body, and every header but the
 /// ones each server sets for itself.
@@ -82,7 +33,7 @@ async fn flask_answers_exactly_as_under_cheroot() {
     ]
     .concat();
     let server = TestServer::start(&routes).await;
-    let cheroot = Cheroot::start("flask_app:app").await;
+    let cheroot = Cheroot::start("flask_app:app", &python_examples(), &[]).await;
 
     let form = "name=Ada&lang=py";
     let json = r#"{"b": [1, 2], "a": "x"}"#;
