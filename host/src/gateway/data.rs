@@ -37,9 +37,10 @@ use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self as fs, DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
-use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
+use wasmtime_wasi::p2::{DynOutputStream, StreamError};
 
 use super::state::HostState;
+use super::watched::Watched;
 use crate::config::Route;
 
 /// What a file, directory or link costs besides its bytes: one block.
@@ -306,54 +307,6 @@ fn no_space() -> std::io::Error {
     std::io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
-/// A file's output stream that charges its route's quota for what it grows the file by.
-struct QuotaStream {
-    inner: DynOutputStream,
-    file: Arc<std::fs::File>,
-    /// Where the next write lands; `None` when appending.
-    at: Option<u64>,
-    data: Arc<Data>,
-}
-
-#[wasmtime_wasi::async_trait]
-impl Pollable for QuotaStream {
-    async fn ready(&mut self) {
-        self.inner.ready().await
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl OutputStream for QuotaStream {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let len = bytes.len() as u64;
-        // The stream takes a write only when the last one is done (`check-write`), so the
-        // file's size now is what this write extends.
-        let size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        let end = self.at.unwrap_or(size).saturating_add(len);
-        let growth = end.saturating_sub(size);
-        if !self.data.charge(growth) {
-            return Err(StreamError::LastOperationFailed(no_space().into()));
-        }
-        self.inner.write(bytes)?;
-        if let Some(at) = &mut self.at {
-            *at = end;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        self.inner.flush()
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        self.inner.check_write()
-    }
-
-    async fn cancel(&mut self) {
-        self.inner.cancel().await
-    }
-}
-
 type Store<'a> = StoreContextMut<'a, HostState>;
 
 /// Runs `$call` if `$bytes` more fit the route's quota, and answers the guest as [`finish`].
@@ -536,25 +489,34 @@ async fn charge(
 }
 
 impl HostState {
-    /// Puts `stream` (writing `fd`'s file) behind the route's quota.
+    /// Puts `stream` (writing `fd`'s file, from `at`, or appending) behind the route's
+    /// quota: each write is charged what it grows the file by.
     fn quota_stream(
         &mut self,
         fd: &Resource<Descriptor>,
         stream: Resource<DynOutputStream>,
-        at: Option<u64>,
+        mut at: Option<u64>,
     ) -> wasmtime::Result<Resource<DynOutputStream>> {
         let (Some(data), Descriptor::File(file)) = (self.data().cloned(), self.table().get(fd)?)
         else {
             return Ok(stream);
         };
         let file = file.file.clone();
+        let before = move |bytes: &Bytes| {
+            // The stream takes a write only when the last one is done (`check-write`), so
+            // the file's size now is what this write extends.
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let end = at.unwrap_or(size).saturating_add(bytes.len() as u64);
+            if !data.charge(end.saturating_sub(size)) {
+                return Err(StreamError::LastOperationFailed(no_space().into()));
+            }
+            if let Some(at) = &mut at {
+                *at = end;
+            }
+            Ok(())
+        };
         let inner = self.table().delete(stream)?;
-        let stream: DynOutputStream = Box::new(QuotaStream {
-            inner,
-            file,
-            at,
-            data,
-        });
+        let stream: DynOutputStream = Box::new(Watched { inner, before });
         Ok(self.table().push(stream)?)
     }
 }

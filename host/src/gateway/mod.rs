@@ -11,7 +11,8 @@
 //!   `write`, and the response they build), [`output`] (the guest's stdout and stderr).
 //! - [`guest`]: the two kinds of guest — a WSGI application or a wasi:http proxy — told
 //!   apart by their exports; [`wsgi`] and [`wasi_http`] run one request through each.
-//! - [`data`]: the route's writable directories: its quota, one request at a time.
+//! - [`data`]: the route's writable directories: its quota, one request at a time;
+//!   [`watched`]: a guest's output stream with the host's hook before each write.
 //! - [`outbound`]: what a guest may reach beyond its request (its route's grant, for names,
 //!   TCP and HTTP); [`tcp`] counts, bounds and meters its sockets; [`egress`] sends the
 //!   outgoing HTTP requests it allows.
@@ -33,6 +34,7 @@ pub(crate) mod start_response;
 pub(crate) mod state;
 pub(crate) mod tcp;
 pub(crate) mod wasi_http;
+pub(crate) mod watched;
 pub(crate) mod wsgi;
 
 pub(crate) use call::{Call, Request, Target, respond};

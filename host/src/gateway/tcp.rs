@@ -27,14 +27,15 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
 use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, DynPollable, InputStream, OutputStream, Pollable, SocketError,
-    StreamResult, TcpSocket,
+    DynInputStream, DynOutputStream, DynPollable, InputStream, Pollable, SocketError, StreamResult,
+    TcpSocket,
 };
 use wasmtime_wasi::sockets::WasiSocketsView;
 
 use super::bindings::HostTcpCreateSocket;
 use super::outbound::OpenConnection;
 use super::state::HostState;
+use super::watched::Watched;
 use crate::http::stats::RouteStats;
 
 /// An instance's TCP sockets, by handle.
@@ -251,7 +252,11 @@ impl HostState {
         });
         let input = self.table().push_child(input, &parent)?;
         let inner = self.table().delete(output)?;
-        let output: DynOutputStream = Box::new(Metered { inner, stats });
+        let before = move |bytes: &Bytes| {
+            stats.outbound_sent(bytes.len() as u64);
+            Ok(())
+        };
+        let output: DynOutputStream = Box::new(Watched { inner, before });
         let output = self.table().push_child(output, &parent)?;
         Ok((input, output))
     }
@@ -261,47 +266,25 @@ impl HostState {
     }
 }
 
-/// A socket's stream, its bytes counted for the route.
-struct Metered<S> {
-    inner: S,
+/// A socket's input stream, its bytes counted for the route.
+struct Metered {
+    inner: DynInputStream,
     stats: std::sync::Arc<RouteStats>,
 }
 
 #[wasmtime_wasi::async_trait]
-impl<S: Pollable> Pollable for Metered<S> {
+impl Pollable for Metered {
     async fn ready(&mut self) {
         self.inner.ready().await
     }
 }
 
 #[wasmtime_wasi::async_trait]
-impl InputStream for Metered<DynInputStream> {
+impl InputStream for Metered {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
         let bytes = self.inner.read(size)?;
         self.stats.outbound_received(bytes.len() as u64);
         Ok(bytes)
-    }
-
-    async fn cancel(&mut self) {
-        self.inner.cancel().await
-    }
-}
-
-#[wasmtime_wasi::async_trait]
-impl OutputStream for Metered<DynOutputStream> {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let len = bytes.len() as u64;
-        self.inner.write(bytes)?;
-        self.stats.outbound_sent(len);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        self.inner.flush()
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        self.inner.check_write()
     }
 
     async fn cancel(&mut self) {
