@@ -369,7 +369,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
                 let state = store.data_mut();
                 // What exists is not charged again; asked as the guest could ask, so the
                 // answer tells it nothing more.
-                let creates = open.contains(OpenFlags::CREATE)
+                let creates = state.data().is_some()
+                    && open.contains(OpenFlags::CREATE)
                     && HostDescriptor::stat_at(
                         &mut state.filesystem(),
                         Resource::new_borrow(fd.rep()),

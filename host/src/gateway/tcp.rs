@@ -132,6 +132,9 @@ impl HostState {
         &mut self,
         list: Vec<Resource<DynPollable>>,
     ) -> wasmtime::Result<Vec<u32>> {
+        if self.tcp.pollables.is_empty() {
+            return io_poll::Host::poll(self.table(), list).await;
+        }
         let reps: Vec<u32> = list.iter().map(Resource::rep).collect();
         let (expired, next) = self.tcp.watch(&reps);
         if !expired.is_empty() {
