@@ -108,7 +108,7 @@ impl Data {
         drop(idle);
         let data = Data {
             route: route.display_name(),
-            used: AtomicU64::new(count(&dirs, u64::MAX)),
+            used: AtomicU64::new(count(&dirs, route.limits.data_quota)),
             dirs,
             quota: route.limits.data_quota,
             refused: AtomicBool::new(false),
@@ -195,11 +195,6 @@ impl Data {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 Some(used.saturating_sub(bytes))
             });
-    }
-
-    /// Bytes kept, as far as the host knows.
-    pub fn used(&self) -> u64 {
-        self.used.load(Ordering::Acquire)
     }
 }
 
