@@ -41,12 +41,18 @@ pub struct AccessLog {
     dropped: AtomicU64,
 }
 
+/// Lines not yet written, and where in them a reopen was asked for: the lines before go to
+/// the file open then, the ones after to the file reopened by its name.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    reopen_at: Option<usize>,
+}
+
 /// What the requests and the writer thread share.
 struct Shared {
     /// Lines not yet written.
-    buffer: Mutex<Vec<u8>>,
-    /// Asked of the writer: reopen the file after the next batch.
-    reopen: AtomicBool,
+    buffer: Mutex<Pending>,
     /// Batches the writer has been through (written, or found empty); a flush waits for it
     /// to grow.
     written: Mutex<u64>,
@@ -84,8 +90,10 @@ impl AccessLog {
             AccessLogTarget::File(path) => (Box::new(open_file(path)?), Some(path.clone())),
         };
         let shared = Arc::new(Shared {
-            buffer: Mutex::new(Vec::with_capacity(BATCH)),
-            reopen: AtomicBool::new(false),
+            buffer: Mutex::new(Pending {
+                lines: Vec::with_capacity(BATCH),
+                reopen_at: None,
+            }),
             written: Mutex::new(0),
             written_changed: std::sync::Condvar::new(),
             closed: AtomicBool::new(false),
@@ -107,7 +115,11 @@ impl AccessLog {
     /// Reopens the file by its name once the lines before are written (logrotate moved
     /// it); nothing for standard output.
     pub fn reopen(&self) {
-        self.shared.reopen.store(true, Ordering::Release);
+        {
+            let mut pending = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let at = pending.lines.len();
+            pending.reopen_at.get_or_insert(at);
+        }
         self.shared.wake();
     }
 
@@ -193,12 +205,13 @@ impl AccessLog {
     /// Appends a whole line to the buffer, or drops it when the writer is too far behind.
     fn write(&self, line: &str) {
         let full = {
-            let mut buffer = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
-            if buffer.len() + line.len() > MAX_BUFFERED {
+            let mut pending = self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            let lines = &mut pending.lines;
+            if lines.len() + line.len() > MAX_BUFFERED {
                 None
             } else {
-                buffer.extend_from_slice(line.as_bytes());
-                Some(buffer.len() >= BATCH)
+                lines.extend_from_slice(line.as_bytes());
+                Some(lines.len() >= BATCH)
             }
         };
         match full {
@@ -275,31 +288,35 @@ fn write_lines(
     file: Option<std::path::PathBuf>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let write = |out: &mut Box<dyn std::io::Write + Send>, lines: &[u8]| {
+        if !lines.is_empty() && out.write_all(lines).and_then(|()| out.flush()).is_err() {
+            // Nowhere to say it but the server log; keep going, the disk may come back.
+            tracing::warn!("cannot write the access log");
+        }
+    };
     loop {
         std::thread::park_timeout(FLUSH_EVERY);
         // Ends when the log was dropped: the server stopped or a reload replaced it.
         let closed = shared.closed.load(Ordering::Acquire);
-        std::mem::swap(
-            &mut batch,
-            &mut shared.buffer.lock().unwrap_or_else(|e| e.into_inner()),
-        );
-        if !batch.is_empty() && out.write_all(&batch).and_then(|()| out.flush()).is_err() {
-            // Nowhere to say it but the server log; keep going, the disk may come back.
-            tracing::warn!("cannot write the access log");
-        }
-        // What grew past a batch once goes back to a batch's size.
-        batch.clear();
-        batch.shrink_to(BATCH);
-        *shared.written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        shared.written_changed.notify_all();
-        if shared.reopen.swap(false, Ordering::AcqRel)
-            && let Some(path) = &file
-        {
+        let reopen_at = {
+            let mut pending = shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut batch, &mut pending.lines);
+            pending.reopen_at.take()
+        };
+        let (before, after) = batch.split_at(reopen_at.unwrap_or(batch.len()));
+        write(&mut out, before);
+        if let (Some(_), Some(path)) = (reopen_at, &file) {
             match open_file(path) {
                 Ok(reopened) => out = Box::new(reopened),
                 Err(e) => tracing::error!("{e:#}; still writing to the file opened before"),
             }
         }
+        write(&mut out, after);
+        // What grew past a batch once goes back to a batch's size.
+        batch.clear();
+        batch.shrink_to(BATCH);
+        *shared.written.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        shared.written_changed.notify_all();
         if closed {
             return;
         }
@@ -373,6 +390,31 @@ mod tests {
         assert_eq!(at(971_185_336), "10/Oct/2000:13:42:16 +0000");
         assert_eq!(at(951_782_400), "29/Feb/2000:00:00:00 +0000");
         assert_eq!(at(1_795_608_000), "25/Nov/2026:12:00:00 +0000");
+    }
+
+    #[test]
+    fn a_reopen_splits_the_lines_between_the_old_file_and_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let target = AccessLogTarget::File(path.clone());
+        let log = AccessLog::open(&target, AccessLogFormat::Common)
+            .unwrap()
+            .unwrap();
+        for round in 0..20 {
+            log.write(&format!("before {round}\n"));
+            let rotated = dir.path().join(format!("access.log.{round}"));
+            log.flush(Duration::from_secs(5));
+            std::fs::rename(&path, &rotated).unwrap();
+            log.reopen();
+            // At once, before the writer has run: this line is the new file's.
+            log.write(&format!("after {round}\n"));
+            log.flush(Duration::from_secs(5));
+            let old = std::fs::read_to_string(&rotated).unwrap();
+            assert!(old.ends_with(&format!("before {round}\n")), "{old:?}");
+            assert!(!old.contains(&format!("after {round}")), "{old:?}");
+            let new = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(new, format!("after {round}\n"));
+        }
     }
 
     #[test]
