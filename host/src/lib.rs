@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `cli` | the command line: one file per subcommand | everything below |
 //! | `server` | listeners, TLS, connections, the per-request service, site and reload, access log, admin | hyper, rustls, sockets |
-//! | `gateway` | the engine and compile cache, pools, store state and limits, the WIT resources, one request through one instance | wasmtime |
+//! | `gateway` | the engine and compile cache, pools, store state and limits, the WIT resources, one request through one instance, what a guest may reach (outbound) and keep (data) | wasmtime |
 //! | `http` | protocol checks, framing, proxies, routing, the environ, failures → statuses, the response body, counters | `http` types only: no sockets, no wasmtime |
 //! | `config` | routes.toml → typed, validated data, and the value types the others consume | serde, toml |
 //!
