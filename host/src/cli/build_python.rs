@@ -103,13 +103,12 @@ struct Scan {
 }
 
 impl Scan {
-    fn importers(&self, module: &str) -> String {
+    /// The importers the scan recorded for `module`.
+    fn importers(&self, module: &str) -> &[String] {
         self.modules
             .iter()
             .find(|(name, ..)| name == module)
-            .map(|(_, importers, _)| importers.join(", "))
-            .filter(|list| !list.is_empty())
-            .unwrap_or_else(|| "?".into())
+            .map_or(&[], |(_, importers, _)| importers)
     }
 }
 
@@ -338,24 +337,21 @@ fn failure_warnings(scan: &Scan, failed: &str) -> Vec<String> {
                 .any(|(module, _, named)| module == name && *named)
         })
         .collect();
-    let importers = |name: &str| {
-        scan.modules
-            .iter()
-            .find(|(module, ..)| module == name)
-            .map(|(_, importers, _)| importers.clone())
-            .unwrap_or_default()
-    };
     needed
         .iter()
         .filter(|(name, _)| {
-            !importers(name)
+            !scan
+                .importers(name)
                 .iter()
                 .any(|importer| needed.iter().any(|(other, _)| other == importer))
         })
         .map(|(name, error)| {
+            let importers = match scan.importers(name) {
+                [] => "?".to_string(),
+                some => some.join(", "),
+            };
             format!(
-                "warning: {name} failed to import at build time, so it is not in the component ({error}); imported by {}",
-                scan.importers(name)
+                "warning: {name} failed to import at build time, so it is not in the component ({error}); imported by {importers}"
             )
         })
         .collect()

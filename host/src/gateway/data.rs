@@ -22,7 +22,9 @@
 //!   refused at once).
 
 use std::collections::HashMap;
+use std::fs::{DirEntry, Metadata};
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -108,7 +110,7 @@ impl Data {
         drop(idle);
         let data = Data {
             route: route.display_name(),
-            used: AtomicU64::new(count(&dirs, route.limits.data_quota)),
+            used: AtomicU64::new(measure(&dirs, route.limits.data_quota)),
             dirs,
             quota: route.limits.data_quota,
             refused: AtomicBool::new(false),
@@ -182,7 +184,7 @@ impl Data {
     fn count(&self) {
         let started = Instant::now();
         self.used
-            .store(count(&self.dirs, self.quota), Ordering::Release);
+            .store(measure(&self.dirs, self.quota), Ordering::Release);
         self.refused.store(false, Ordering::Release);
         *self.counted.lock().unwrap_or_else(|e| e.into_inner()) =
             (Instant::now(), started.elapsed());
@@ -224,10 +226,13 @@ impl DataLease {
     }
 }
 
-/// What `dirs` hold, by [`Data`]'s measure; stops counting once past `stop_at` (beyond the
-/// quota, the exact figure changes nothing). Links are not followed.
-fn count(dirs: &[PathBuf], stop_at: u64) -> u64 {
-    let mut total = 0u64;
+/// Visits every entry under `dirs`, depth first, links not followed: `visit` gets the
+/// entry's directory, the entry and its metadata, and says whether to go on (`Break`), and
+/// if so whether to go into it (a directory).
+fn walk(
+    dirs: &[PathBuf],
+    mut visit: impl FnMut(&Path, &DirEntry, &Metadata) -> ControlFlow<(), bool>,
+) {
     let mut pending: Vec<PathBuf> = dirs.to_vec();
     while let Some(dir) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -237,17 +242,30 @@ fn count(dirs: &[PathBuf], stop_at: u64) -> u64 {
             let Ok(meta) = entry.metadata() else {
                 continue;
             };
-            total = total.saturating_add(ENTRY_BYTES);
-            if meta.is_file() {
-                total = total.saturating_add(meta.len());
-            } else if meta.is_dir() {
-                pending.push(entry.path());
-            }
-            if total > stop_at {
-                return total;
+            match visit(&dir, &entry, &meta) {
+                ControlFlow::Break(()) => return,
+                ControlFlow::Continue(true) if meta.is_dir() => pending.push(entry.path()),
+                ControlFlow::Continue(_) => {}
             }
         }
     }
+}
+
+/// What `dirs` hold, by [`Data`]'s measure; stops counting once past `stop_at` (beyond the
+/// quota, the exact figure changes nothing).
+fn measure(dirs: &[PathBuf], stop_at: u64) -> u64 {
+    let mut total = 0u64;
+    walk(dirs, |_, _, meta| {
+        total = total.saturating_add(ENTRY_BYTES);
+        if meta.is_file() {
+            total = total.saturating_add(meta.len());
+        }
+        if total > stop_at {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(true)
+        }
+    });
     total
 }
 
@@ -255,30 +273,22 @@ fn count(dirs: &[PathBuf], stop_at: u64) -> u64 {
 /// left by an instance that can no longer release them: only called when no instance is
 /// using `dirs`.
 fn clear_stale_locks(dirs: &[PathBuf]) {
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let database = path
-                .file_name()
-                .and_then(|name| name.to_str()?.strip_suffix(".lock"))
-                .map(|name| dir.join(name));
-            match database {
-                Some(database) if is_sqlite_database(&database) => {
-                    if std::fs::remove_dir(&path).is_ok() {
-                        tracing::info!(lock = %path.display(), "cleared a stale SQLite lock");
-                    }
+    walk(dirs, |dir, entry, meta| {
+        let path = entry.path();
+        let database = path
+            .file_name()
+            .and_then(|name| name.to_str()?.strip_suffix(".lock"))
+            .map(|name| dir.join(name));
+        match database {
+            Some(database) if meta.is_dir() && is_sqlite_database(&database) => {
+                if std::fs::remove_dir(&path).is_ok() {
+                    tracing::info!(lock = %path.display(), "cleared a stale SQLite lock");
                 }
-                _ => pending.push(path),
+                ControlFlow::Continue(false)
             }
+            _ => ControlFlow::Continue(true),
         }
-    }
+    });
 }
 
 /// Whether `file` starts with SQLite's header.

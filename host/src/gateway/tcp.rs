@@ -106,6 +106,35 @@ impl HostState {
         Ok(())
     }
 
+    /// A connected socket's streams, counted for the route (children of the socket still).
+    fn metered(
+        &mut self,
+        socket: u32,
+        input: Resource<DynInputStream>,
+        output: Resource<DynOutputStream>,
+    ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+        let stats = self.grant().stats().clone();
+        let parent = Resource::<TcpSocket>::new_borrow(socket);
+        let inner = self.table().delete(input)?;
+        let input: DynInputStream = Box::new(Metered {
+            inner,
+            stats: stats.clone(),
+        });
+        let input = self.table().push_child(input, &parent)?;
+        let inner = self.table().delete(output)?;
+        let before = move |bytes: &Bytes| {
+            stats.outbound_sent(bytes.len() as u64);
+            Ok(())
+        };
+        let output: DynOutputStream = Box::new(Watched { inner, before });
+        let output = self.table().push_child(output, &parent)?;
+        Ok((input, output))
+    }
+
+    fn sockets(&mut self) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
+        WasiSocketsView::sockets(self)
+    }
+
     /// A socket whose connect timed out: its state replaced by a new socket's of the same
     /// family, which drops (and so abandons) the connect in progress.
     fn abandon_connect(&mut self, rep: u32) -> wasmtime::Result<()> {
@@ -236,37 +265,6 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
         },
     )?;
     Ok(())
-}
-
-impl HostState {
-    /// A connected socket's streams, counted for the route (children of the socket still).
-    fn metered(
-        &mut self,
-        socket: u32,
-        input: Resource<DynInputStream>,
-        output: Resource<DynOutputStream>,
-    ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-        let stats = self.grant().stats().clone();
-        let parent = Resource::<TcpSocket>::new_borrow(socket);
-        let inner = self.table().delete(input)?;
-        let input: DynInputStream = Box::new(Metered {
-            inner,
-            stats: stats.clone(),
-        });
-        let input = self.table().push_child(input, &parent)?;
-        let inner = self.table().delete(output)?;
-        let before = move |bytes: &Bytes| {
-            stats.outbound_sent(bytes.len() as u64);
-            Ok(())
-        };
-        let output: DynOutputStream = Box::new(Watched { inner, before });
-        let output = self.table().push_child(output, &parent)?;
-        Ok((input, output))
-    }
-
-    fn sockets(&mut self) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
-        WasiSocketsView::sockets(self)
-    }
 }
 
 /// A socket's input stream, its bytes counted for the route.

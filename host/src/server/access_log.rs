@@ -185,8 +185,8 @@ impl AccessLog {
         let deadline = Instant::now() + timeout;
         let shared = &self.shared;
         // Two more batches: the one being written may have been taken before our last line.
-        let target = *shared.written.lock().unwrap_or_else(|e| e.into_inner()) + 2;
         let mut written = shared.written.lock().unwrap_or_else(|e| e.into_inner());
+        let target = *written + 2;
         while *written < target {
             shared.wake();
             let left = deadline.saturating_duration_since(Instant::now());

@@ -443,6 +443,19 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// What must be equal between cheroot-wasm and cheroot answering one request: status, body,
+/// and every header but the ones each server sets for itself.
+pub fn comparable(r: &Response) -> (u16, Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+        .filter(|(k, _)| !matches!(k.as_str(), "date" | "server" | "connection"))
+        .collect();
+    headers.sort();
+    (r.status, headers, r.text())
+}
+
 /// The real cheroot serving `spec` (`module:callable`) natively from `dir`, with `env`, on a
 /// free port of 127.0.0.1; stopped when dropped.
 pub struct Cheroot {

@@ -7,19 +7,6 @@
 
 use crate::common::*;
 
-/// What must be equal between the two servers: status, body, and every header but the
-/// ones each server sets for itself.
-fn comparable(r: &Response) -> (u16, Vec<(String, String)>, String) {
-    let mut headers: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-        .filter(|(k, _)| !matches!(k.as_str(), "date" | "server" | "connection"))
-        .collect();
-    headers.sort();
-    (r.status, headers, r.text())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flask_answers_exactly_as_under_cheroot() {
     let (flask, plain) = std::thread::scope(|s| {
