@@ -86,11 +86,16 @@ impl<T> Router<T> {
     }
 }
 
-/// One host's routes, ordered for matching.
+/// One host's routes, found by hashing: a prefix `p` serves a path exactly when the path is
+/// `p` or starts with `p/`, so only the path's cuts at a `/` (or its end) whose length some
+/// prefix has are looked up, longest first. A lookup costs one hash per distinct prefix length
+/// at most, however many routes there are (a thousand tenants under `/t0000`... is one).
 #[derive(Debug)]
 pub struct PathRouter<T> {
-    /// (prefix bytes, value), longest prefix first.
-    routes: Vec<(Vec<u8>, T)>,
+    /// Prefix bytes → value.
+    routes: HashMap<Vec<u8>, T>,
+    /// Every prefix length, longest first.
+    lengths: Vec<usize>,
 }
 
 /// The route a path resolved to.
@@ -106,23 +111,32 @@ pub struct Match<'a, T> {
 
 impl<T> PathRouter<T> {
     /// Builds a router from (normalised prefix, value) pairs; see [`crate::config::Route::prefix`].
+    /// Should a prefix come twice (routes.toml refuses that), the first one stays.
     pub fn new(routes: impl IntoIterator<Item = (String, T)>) -> Self {
-        let mut routes: Vec<(Vec<u8>, T)> = routes
-            .into_iter()
-            .map(|(p, t)| (p.into_bytes(), t))
-            .collect();
-        // Stable: equal lengths keep file order (they cannot overlap anyway).
-        routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
-        PathRouter { routes }
+        let mut map = HashMap::new();
+        for (prefix, value) in routes {
+            map.entry(prefix.into_bytes()).or_insert(value);
+        }
+        let mut lengths: Vec<usize> = map.keys().map(Vec::len).collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths.dedup();
+        PathRouter {
+            routes: map,
+            lengths,
+        }
     }
 
     /// The route for a decoded path, or `None` (404).
     pub fn route<'a>(&'a self, path: &'a [u8]) -> Option<Match<'a, T>> {
-        self.routes.iter().find_map(|(prefix, route)| {
-            let rest = path.strip_prefix(prefix.as_slice())?;
-            (rest.is_empty() || rest[0] == b'/').then_some(Match {
+        self.lengths.iter().find_map(|&len| {
+            let rest = path.get(len..)?;
+            if !(rest.is_empty() || rest[0] == b'/') {
+                return None;
+            }
+            let (script_name, route) = self.routes.get_key_value(&path[..len])?;
+            Some(Match {
                 route,
-                script_name: prefix,
+                script_name,
                 path_info: rest,
             })
         })
@@ -180,6 +194,29 @@ mod tests {
             router.route(b"/api/v1").map(|m| m.path_info),
             Some(&b"/v1"[..])
         );
+    }
+
+    #[test]
+    fn a_thousand_tenants_and_nested_prefixes() {
+        let mut routes: Vec<(String, usize)> =
+            (0..1000).map(|i| (format!("/t{i:04}"), i)).collect();
+        routes.push(("/t0007/admin".into(), 7000));
+        routes.push((String::new(), 9999));
+        let router = PathRouter::new(routes);
+        let at = |path: &[u8]| router.route(path).map(|m| (*m.route, m.path_info.to_vec()));
+        assert_eq!(at(b"/t0999"), Some((999, b"".to_vec())));
+        assert_eq!(at(b"/t0042/x/y"), Some((42, b"/x/y".to_vec())));
+        assert_eq!(at(b"/t0007/admin/z"), Some((7000, b"/z".to_vec())));
+        assert_eq!(
+            at(b"/t0007/administrator"),
+            Some((7, b"/administrator".to_vec()))
+        );
+        assert_eq!(at(b"/t00421"), Some((9999, b"/t00421".to_vec())));
+        assert_eq!(at(b"/t1000"), Some((9999, b"/t1000".to_vec())));
+        assert_eq!(at(b""), Some((9999, b"".to_vec())));
+        // A path of nothing but slashes costs one lookup per prefix length, not per slash.
+        let slashes = vec![b'/'; 16 << 10];
+        assert_eq!(at(&slashes), Some((9999, slashes.clone())));
     }
 
     #[test]
