@@ -19,7 +19,12 @@ pub(super) async fn run(routes: PathBuf, cache: CacheArgs) -> anyhow::Result<()>
         &crate::http::stats::Stats::new(),
     )
     .await?;
-    println!("{}: ok, {} routes", routes.display(), site.targets.len());
+    println!(
+        "{}: ok, {} routes, {} distinct components",
+        routes.display(),
+        site.targets.len(),
+        site.components
+    );
     // Grouped by virtual host, as requests are routed: exact hosts, wildcards, then
     // the default server.
     let mut by_host: Vec<_> = site.guests().collect();

@@ -15,6 +15,7 @@
 //! forwarded-header = "x-forwarded" # which ones: "x-forwarded" (X-Forwarded-*) or "forwarded"
 //! admin = "127.0.0.1:9090"         # /healthz /readyz /stats /metrics (optional)
 //! max-connections = 16384          # more connections wait in the listen backlog
+//! max-instances = 1000             # instances alive at once, every route's (then they queue)
 //! header-timeout = "10s"           # a request head must arrive within this (then 408)
 //! write-timeout = "30s"            # a client that stops reading is cut off after this
 //! shutdown-timeout = "30s"         # in-flight requests get this long to finish on stop
@@ -103,6 +104,12 @@ pub const DEFAULT_OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DATA_QUOTA: u64 = 1 << 30;
 /// Client connections served at once; more wait in the listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
+/// Instances alive at once across every route, when `max-instances` is not set and the
+/// routes' `max-concurrency` add up to more.
+pub const DEFAULT_MAX_INSTANCES: usize = 1000;
+/// The most `max-instances` may be: each instance slot reserves about 8 GiB of address
+/// space (not memory), and a 64-bit process has 128 TiB.
+pub const MAX_INSTANCES: u64 = 10_000;
 /// Requests that may wait for an instance of one route; more get 503 at once.
 pub const DEFAULT_MAX_QUEUE: usize = 1024;
 /// How long a client may take to send a request head; also how long an idle keep-alive
@@ -148,6 +155,8 @@ pub struct ServerConfig {
     pub admin: Option<String>,
     /// `max-connections`: client connections served at once.
     pub max_connections: usize,
+    /// `max-instances`, if set: instances alive at once across every route.
+    pub max_instances: Option<usize>,
     /// `shutdown-timeout`: how long in-flight requests may take once shutdown begins.
     pub shutdown_timeout: Duration,
     /// Limits on the request head and the connection.
@@ -171,6 +180,7 @@ impl Default for ServerConfig {
             forwarded_header: ForwardedHeader::default(),
             admin: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_instances: None,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             http: HttpLimits::default(),
             access_log: AccessLogTarget::Stdout,
@@ -483,6 +493,7 @@ struct RawServer {
     forwarded_header: Option<Spanned<String>>,
     admin: Option<Spanned<String>>,
     max_connections: Option<Spanned<i64>>,
+    max_instances: Option<Spanned<i64>>,
     header_timeout: Option<Spanned<String>>,
     write_timeout: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
@@ -622,6 +633,15 @@ impl Checker<'_> {
                 DEFAULT_MAX_CONNECTIONS as u64,
                 1 << 24,
             )? as usize,
+            max_instances: match &raw.max_instances {
+                None => None,
+                Some(_) => Some(self.count(
+                    &raw.max_instances,
+                    "server.max-instances".into(),
+                    DEFAULT_MAX_INSTANCES as u64,
+                    MAX_INSTANCES,
+                )? as usize),
+            },
             shutdown_timeout: self.duration(
                 &raw.shutdown_timeout,
                 "server.shutdown-timeout".into(),
@@ -896,6 +916,18 @@ impl Checker<'_> {
 }
 
 impl Config {
+    /// Instances that may be alive at once across every route: `max-instances`, or the sum
+    /// of the routes' `max-concurrency` up to [`DEFAULT_MAX_INSTANCES`].
+    pub fn max_instances(&self) -> usize {
+        self.server.max_instances.unwrap_or_else(|| {
+            self.routes
+                .iter()
+                .map(|r| r.limits.max_concurrency)
+                .fold(0, usize::saturating_add)
+                .clamp(1, DEFAULT_MAX_INSTANCES)
+        })
+    }
+
     /// Reads and checks `file`. Component files are not required to exist yet (see
     /// [`Config::check_components`]), since `serve --build` may create them.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -1236,6 +1268,33 @@ mod tests {
         assert_eq!(c.routes[1].limits.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.routes[1].limits.instances, None);
         assert_eq!(c.routes[1].limits.max_concurrency, DEFAULT_MAX_CONCURRENCY);
+        assert_eq!(c.max_instances(), 2 * DEFAULT_MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn max_instances_defaults_to_the_routes_concurrency_up_to_a_thousand() {
+        let routes = |n: usize, server: &str| {
+            let routes: String = (0..n)
+                .map(|i| {
+                    format!(
+                        "[[route]]\npath = \"/t{i}\"\ncomponent = \"t.wasm\"\nmax-concurrency = 3\n"
+                    )
+                })
+                .collect();
+            parse(&format!("{server}{routes}"))
+        };
+        assert_eq!(routes(5, "").unwrap().max_instances(), 15);
+        assert_eq!(
+            routes(1000, "").unwrap().max_instances(),
+            DEFAULT_MAX_INSTANCES
+        );
+        let set = "[server]\nmax-instances = 4\n";
+        assert_eq!(routes(5, set).unwrap().max_instances(), 4);
+        let err = routes(1, "[server]\nmax-instances = 0\n").unwrap_err();
+        assert!(
+            err.contains("server.max-instances") && err.contains("from 1 to 10000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,12 +13,13 @@
 //! used only when this user owns it and nobody else may write it (the directory is made
 //! 0700, its files 0600); otherwise the server warns and compiles instead.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -45,18 +46,13 @@ const KEEP_RESIDENT_LOW: usize = 64 << 10;
 /// Builds the process's engine for `routes` and starts its epoch ticker.
 ///
 /// Instances come from wasmtime's pooling allocator, sized from the routes: one slot per
-/// instance that may exist at once (the sum of every route's `max-concurrency`), each
+/// instance that may be alive at once (`max-instances`, see [`super::pool::Slots`]), each
 /// memory slot as large as the largest `memory` limit. Reusing slots, with copy-on-write
 /// images and dirty pages reset in place, is what makes a fresh instance cheap (no mmap,
 /// munmap or fiber-stack allocation per request). Should the machine refuse the reservation
 /// (a `ulimit -v`, say), the engine falls back to allocating on demand, with a warning.
 pub fn new_engine(routes: &crate::config::Config) -> anyhow::Result<Engine> {
-    let instances: u64 = routes
-        .routes
-        .iter()
-        .map(|r| r.limits.max_concurrency as u64)
-        .sum();
-    let instances = u32::try_from(instances.max(1)).unwrap_or(u32::MAX);
+    let instances = u32::try_from(routes.max_instances()).unwrap_or(u32::MAX);
     let memory = routes
         .routes
         .iter()
@@ -195,19 +191,31 @@ pub enum Compiled {
 /// Components larger than this get a log line before they compile (which can take seconds).
 const ANNOUNCE_COMPILE_BYTES: usize = 4 << 20;
 
-/// Compiles a component, or loads its native code from `cache` when this exact file was
-/// compiled before by an engine with the same settings.
+/// A component's identity: the SHA-256 of its bytes.
+pub type Digest = [u8; 32];
+
+/// Reads a component file and names its content.
+pub fn read_component(file: &Path) -> anyhow::Result<(Vec<u8>, Digest)> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    check_is_component(&bytes)?;
+    let digest = Sha256::digest(&bytes).into();
+    Ok((bytes, digest))
+}
+
+/// Compiles a component, or loads its native code from `cache` when this exact component
+/// was compiled before by an engine with the same settings. Code compiled now is stored in
+/// the cache and loaded back from it, so that, like cached code, it is a mapping of a file
+/// (see [`release_code`]).
 pub fn compile(
     engine: &Engine,
     file: &Path,
+    (bytes, digest): (&[u8], &Digest),
     cache: Option<&Path>,
-) -> anyhow::Result<(Component, Compiled)> {
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    check_is_component(&bytes)?;
+) -> anyhow::Result<Loaded> {
     let cached = cache.map(|dir| {
         (
             dir,
-            dir.join(format!("{}.cwasm", cache_key(engine, &bytes))),
+            dir.join(format!("{}.cwasm", cache_key(engine, digest))),
         )
     });
     // A cache directory someone else could write is not used at all: not read, not written
@@ -225,12 +233,8 @@ pub fn compile(
         if let Some(why) = untrusted_cache(path) {
             tracing::warn!(file = %path.display(), "not loading the compile cache entry: {why}; compiling instead (the entry is replaced)");
         } else {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the
-            // same compatibility hash (it is part of the key), into a directory this user
-            // owns and nobody else may write, and the file is this user's and nobody else's
-            // to write either ([`untrusted_cache`]; only the owner can change that).
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(component) => return Ok((component, Compiled::FromCache)),
+            match load_cached(engine, path) {
+                Ok(component) => return Ok(Loaded::mapped(component, Compiled::FromCache)),
                 Err(e) => {
                     tracing::warn!(file = %path.display(), error = %e, "ignoring unusable cache entry")
                 }
@@ -249,13 +253,81 @@ pub fn compile(
             }
         );
     }
-    let component = Component::new(engine, &bytes).map_err(|e| anyhow!(e))?;
-    if let Some((dir, path)) = &cached
-        && let Err(e) = store_in_cache(&component, dir, path)
-    {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compile cache; continuing without it");
+    let component = Component::new(engine, bytes).map_err(|e| anyhow!(e))?;
+    if let Some((dir, path)) = &cached {
+        match store_in_cache(&component, dir, path).and_then(|()| load_cached(engine, path)) {
+            Ok(mapped) => return Ok(Loaded::mapped(mapped, Compiled::Now)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot write the compile cache; continuing without it")
+            }
+        }
     }
-    Ok((component, Compiled::Now))
+    Ok(Loaded {
+        component,
+        compiled: Compiled::Now,
+        mapped: false,
+    })
+}
+
+/// A compiled component.
+pub struct Loaded {
+    /// The component.
+    pub component: Component,
+    /// Where its code came from.
+    pub compiled: Compiled,
+    /// Whether its code is a mapping of a cache file, rather than memory it was compiled in.
+    mapped: bool,
+}
+
+impl Loaded {
+    fn mapped(component: Component, compiled: Compiled) -> Self {
+        Loaded {
+            component,
+            compiled,
+            mapped: true,
+        }
+    }
+
+    /// Lets go of the pages of the component's native code that loading it touched:
+    /// wasmtime reads the whole image to load it (headers, function tables, unwind
+    /// information), which would keep every route's code resident from the start, used or
+    /// not (a thousand small tenants: 190 KiB each, 190 MiB). The pages stay in the
+    /// kernel's page cache; a route's first request maps back those it runs, with minor
+    /// faults.
+    ///
+    /// Only for code mapped from a cache file ([`compile`] maps all it can): dropping the
+    /// pages of a private file mapping gives back the file's content, which is the code,
+    /// because wasmtime never writes to a loaded image (it refuses images that need
+    /// relocations, and makes them read-only as it loads them). Code compiled in memory is
+    /// left alone: there, dropping the pages would zero it.
+    pub fn release_code(&self) {
+        if !self.mapped {
+            return;
+        }
+        let image = self.component.image_range();
+        let len = image.end as usize - image.start as usize;
+        if len == 0 {
+            return;
+        }
+        // SAFETY: the range is the component's own mapping of its cache file (page-aligned,
+        // as mmap returns it), which nothing writes (above); MADV_DONTNEED on a private file
+        // mapping only drops page-table entries, which the next access refills from the file.
+        let rc =
+            unsafe { libc::madvise(image.start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "madvise(MADV_DONTNEED) of a component's code");
+        }
+    }
+}
+
+/// Maps a cache entry's native code.
+fn load_cached(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: the file was written by `Component::serialize` of an engine with the same
+    // compatibility hash (it is part of the key), into a directory this user owns and
+    // nobody else may write, and the file is this user's and nobody else's to write either
+    // ([`untrusted_cache`]; only the owner can change that). Entries are replaced by
+    // rename, never written in place, so a mapped entry does not change under the server.
+    unsafe { Component::deserialize_file(engine, path) }.map_err(|e| anyhow!(e))
 }
 
 /// A clear word for the two common mistakes, before wasmtime's parser gets to them.
@@ -271,7 +343,7 @@ fn check_is_component(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
-fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+fn cache_key(engine: &Engine, digest: &Digest) -> String {
     use std::hash::{Hash, Hasher};
     struct ShaHasher(Sha256);
     impl Hasher for ShaHasher {
@@ -285,7 +357,7 @@ fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     let mut hasher = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hasher.0.update(bytes);
+    hasher.0.update(digest);
     hasher
         .0
         .finalize()
@@ -402,25 +474,58 @@ pub fn load_context(route: &crate::config::Route) -> String {
     )
 }
 
-/// Compiles and prepares one component on a blocking thread (compilation is CPU-bound).
-pub async fn load(
-    engine: &Engine,
-    linker: &Arc<Linker<HostState>>,
-    file: &Path,
-    cache: Option<&Path>,
-) -> anyhow::Result<GuestPre> {
-    let (engine, linker, file, cache) = (
-        engine.clone(),
-        linker.clone(),
-        file.to_path_buf(),
-        cache.map(Path::to_path_buf),
-    );
-    tokio::task::spawn_blocking(move || {
-        let (component, _) = compile(&engine, &file, cache.as_deref())?;
-        prepare(&linker, &component)
-    })
-    .await
-    .context("compile task panicked")?
+/// Compiles and prepares a site's components, each distinct one (by content) once however
+/// many routes name it: a thousand routes of one component share one compiled image and
+/// one [`GuestPre`]. Compiling runs on a blocking thread (it is CPU-bound).
+pub struct Loader {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    cache: Option<PathBuf>,
+    prepared: HashMap<Digest, GuestPre>,
+}
+
+impl Loader {
+    /// A loader for `engine`, linking with `linker`, caching in `cache`.
+    pub fn new(engine: &Engine, linker: Linker<HostState>, cache: Option<&Path>) -> Self {
+        Loader {
+            engine: engine.clone(),
+            linker: Arc::new(linker),
+            cache: cache.map(Path::to_path_buf),
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// The component in `file`, prepared: the one loaded before, if it has the same bytes.
+    pub async fn load(&mut self, file: &Path) -> anyhow::Result<GuestPre> {
+        let path = file.to_path_buf();
+        let (bytes, digest) = tokio::task::spawn_blocking(move || read_component(&path))
+            .await
+            .context("read task panicked")??;
+        if let Some(pre) = self.prepared.get(&digest) {
+            return Ok(pre.clone());
+        }
+        let (engine, linker, file, cache) = (
+            self.engine.clone(),
+            self.linker.clone(),
+            file.to_path_buf(),
+            self.cache.clone(),
+        );
+        let pre = tokio::task::spawn_blocking(move || {
+            let loaded = compile(&engine, &file, (&bytes, &digest), cache.as_deref())?;
+            let pre = prepare(&linker, &loaded.component)?;
+            loaded.release_code();
+            anyhow::Ok(pre)
+        })
+        .await
+        .context("compile task panicked")??;
+        self.prepared.insert(digest, pre.clone());
+        Ok(pre)
+    }
+
+    /// How many distinct components it has loaded.
+    pub fn distinct(&self) -> usize {
+        self.prepared.len()
+    }
 }
 
 #[cfg(test)]
@@ -456,7 +561,12 @@ mod cache_tests {
         let file = dir.path().join("app.wasm");
         std::fs::write(&file, EMPTY_COMPONENT).unwrap();
         let cache = dir.path().join("cache");
-        let compiled = |cache: &Path| compile(&engine, &file, Some(cache)).unwrap().1;
+        let component = read_component(&file).unwrap();
+        let compiled = |cache: &Path| {
+            compile(&engine, &file, (&component.0, &component.1), Some(cache))
+                .unwrap()
+                .compiled
+        };
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let chmod = |p: &Path, m: u32| {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()

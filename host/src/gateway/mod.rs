@@ -1,8 +1,10 @@
 //! The wasm side: everything that knows wasmtime. One request goes through one instance of
 //! its route's component here, and nothing here knows sockets, TLS or hyper's connections.
 //!
-//! - [`engine`]: the process's engine, the compile cache, the linker (start-up).
-//! - [`pool`]: instances lent to requests, warm or fresh; [`state`] is the data of each
+//! - [`engine`]: the process's engine, the compile cache, the linker, each distinct
+//!   component loaded once (start-up).
+//! - [`pool`]: instances lent to requests, warm or fresh, within the server's
+//!   `max-instances` ([`pool::Slots`]); [`state`] is the data of each
 //!   instance's store, [`limits`] what it may take of the host.
 //! - [`call`]: one exchange — an instance leased, the guest run inside the route's budget,
 //!   the outcome settled (failure status, logs, figures, the instance kept or dropped);
@@ -40,4 +42,4 @@ pub(crate) mod wsgi;
 pub(crate) use call::{Call, Request, Target, respond};
 pub(crate) use guest::Kind;
 pub(crate) use input::LimitedBody;
-pub(crate) use pool::Pool;
+pub(crate) use pool::{Pool, Slots};

@@ -1,9 +1,10 @@
 //! Instances of a route's component: [`Pool`] lends them to requests. Warm ones are reused
 //! request after request (WSGI's model: the application object lives on), fresh ones serve
-//! one request. The store each instance runs in is [`super::state`]'s.
+//! one request. [`Slots`] bounds the instances alive at once across every route
+//! (`max-instances`). The store each instance runs in is [`super::state`]'s.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -30,6 +31,129 @@ pub struct Instance {
     pub guest: Guest,
     /// Requests it has served.
     served: u64,
+    /// Its place among the server's `max-instances`. Declared after the store, so that the
+    /// store (and its slot in wasmtime's pooling allocator) is gone before the place is
+    /// given to another instance.
+    _slot: OwnedSemaphorePermit,
+}
+
+/// The instances alive at once across every route, busy or idle: at most `max-instances`,
+/// the size of wasmtime's instance pool (so the pool is reserved by what the server may
+/// really hold, not by every route's `max-concurrency` added up). A route that needs a new
+/// instance when every place is taken makes room by dropping the least recently used idle
+/// instance of any route; when none is idle it waits, in its queue, for one to finish: an
+/// instance that finishes while others wait is dropped rather than kept idle, so its place
+/// passes on.
+pub struct Slots {
+    places: Arc<Semaphore>,
+    max: usize,
+    /// Requests waiting for a place.
+    waiting: AtomicUsize,
+    /// Every warm pool's idle instances, to make room from.
+    shelves: Mutex<Vec<Weak<Shelf>>>,
+}
+
+/// A warm pool's idle instances, most recently used last.
+struct Shelf {
+    idle: Mutex<Vec<Idle>>,
+    stats: Arc<RouteStats>,
+}
+
+impl Shelf {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Slots {
+    /// Places for `max` instances.
+    pub fn new(max: usize) -> Arc<Slots> {
+        Arc::new(Slots {
+            places: Arc::new(Semaphore::new(max)),
+            max,
+            waiting: AtomicUsize::new(0),
+            shelves: Mutex::default(),
+        })
+    }
+
+    /// A place for a new instance: a free one, else one made by dropping the least recently
+    /// used idle instance of any route, else the first to free up within `wait`.
+    async fn take(&self, wait: Duration) -> Result<OwnedSemaphorePermit, Failure> {
+        // Counted before looking for idle instances: a pool that shelves one after this
+        // sees the count and drops it instead ([`Pool::put`]), so none is missed.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        loop {
+            if let Ok(place) = self.places.clone().try_acquire_owned() {
+                return Ok(place);
+            }
+            if !self.make_room() {
+                break;
+            }
+        }
+        match tokio::time::timeout(wait, self.places.clone().acquire_owned()).await {
+            Ok(Ok(place)) => Ok(place),
+            _ => Err(Failure::Unavailable(format!(
+                "all {} instances of the server (max-instances) stayed busy for {wait:?}",
+                self.max
+            ))),
+        }
+    }
+
+    /// Drops the least recently used idle instance of any route; `false` if none is idle.
+    fn make_room(&self) -> bool {
+        let shelves: Vec<Arc<Shelf>> = {
+            let mut shelves = self.shelves.lock().unwrap_or_else(|e| e.into_inner());
+            shelves.retain(|s| s.strong_count() > 0);
+            shelves.iter().filter_map(Weak::upgrade).collect()
+        };
+        loop {
+            let oldest = shelves
+                .iter()
+                .filter_map(|s| Some((s.lock().first()?.since, s)))
+                .min_by_key(|(since, _)| *since);
+            let Some((since, shelf)) = oldest else {
+                return false;
+            };
+            let evicted = {
+                let mut idle = shelf.lock();
+                // Still the one found? Another request may have taken it meanwhile.
+                match idle.first() {
+                    Some(first) if first.since == since => Some(idle.remove(0)),
+                    _ => None,
+                }
+            };
+            if let Some(evicted) = evicted {
+                drop(evicted);
+                shelf.stats.instance(InstanceEvent::Evicted);
+                return true;
+            }
+        }
+    }
+
+    /// A free place, if there is one.
+    fn try_take(&self) -> Option<OwnedSemaphorePermit> {
+        self.places.clone().try_acquire_owned().ok()
+    }
+
+    /// Whether requests wait for a place now.
+    fn wanted(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
+    fn shelve(&self, shelf: &Arc<Shelf>) {
+        self.shelves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(shelf));
+    }
 }
 
 /// An instance lent to one request, with the route's concurrency permit.
@@ -59,7 +183,8 @@ pub struct Pool {
     model: InstanceModel,
     permits: Arc<Semaphore>,
     queued: AtomicUsize,
-    idle: Arc<Mutex<Vec<Idle>>>,
+    idle: Arc<Shelf>,
+    slots: Arc<Slots>,
 }
 
 struct Idle {
@@ -69,14 +194,15 @@ struct Idle {
 
 impl Pool {
     /// A pool over a prepared component, with the route's directories opened and its
-    /// outbound grant (HTTPS through `outbound_tls`). Warm pools
-    /// start a task that drops instances idle for longer than the route's `idle-timeout`;
-    /// it ends with the pool.
+    /// outbound grant (HTTPS through `outbound_tls`), its instances taking their places
+    /// among `slots`. Warm pools start a task that drops instances idle for longer than
+    /// the route's `idle-timeout`; it ends with the pool.
     pub fn new(
         pre: GuestPre,
         route: Arc<Route>,
         stats: Arc<RouteStats>,
         outbound_tls: Arc<rustls::ClientConfig>,
+        slots: Arc<Slots>,
     ) -> anyhow::Result<Self> {
         let data = Data::open(&route)?;
         let dirs = open_dirs(&route).map_err(|e| anyhow::anyhow!(e))?;
@@ -84,8 +210,12 @@ impl Pool {
             Kind::Wsgi => InstanceModel::Warm,
             Kind::WasiHttp => InstanceModel::Fresh,
         });
-        let idle: Arc<Mutex<Vec<Idle>>> = Arc::default();
+        let idle = Arc::new(Shelf {
+            idle: Mutex::default(),
+            stats: stats.clone(),
+        });
         if model == InstanceModel::Warm {
+            slots.shelve(&idle);
             let weak = Arc::downgrade(&idle);
             let every = (route.limits.idle_timeout / 2)
                 .clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -96,7 +226,7 @@ impl Pool {
                     let Some(idle) = weak.upgrade() else { return };
                     // Oldest first: the list is a stack, most recently used on top.
                     let stale: Vec<Idle> = {
-                        let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut idle = idle.lock();
                         let keep_from = idle
                             .iter()
                             .position(|i| i.since.elapsed() < timeout)
@@ -118,6 +248,7 @@ impl Pool {
             model,
             queued: AtomicUsize::new(0),
             idle,
+            slots,
         })
     }
 
@@ -187,15 +318,26 @@ impl Pool {
             }
         };
         let deadline = tokio::time::Instant::now() + self.route.limits.timeout;
-        let warm = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let warm = self.idle.lock().pop();
         let instance = match warm {
             Some(idle) => idle.instance,
-            // The store yields at every epoch tick, so a start function that spins is
-            // dropped here when the time is up.
-            None => match tokio::time::timeout_at(deadline, self.instantiate()).await {
-                Ok(instance) => instance?,
-                Err(_elapsed) => return Err(Failure::Timeout),
-            },
+            None => {
+                let place = match self.slots.try_take() {
+                    Some(place) => place,
+                    None => {
+                        self.queued.fetch_add(1, Ordering::AcqRel);
+                        let place = self.slots.take(self.route.limits.queue_timeout).await;
+                        self.queued.fetch_sub(1, Ordering::AcqRel);
+                        place?
+                    }
+                };
+                // The store yields at every epoch tick, so a start function that spins is
+                // dropped here when the time is up.
+                match tokio::time::timeout_at(deadline, self.instantiate(place)).await {
+                    Ok(instance) => instance?,
+                    Err(_elapsed) => return Err(Failure::Timeout),
+                }
+            }
         };
         Ok(Lease {
             instance,
@@ -205,7 +347,7 @@ impl Pool {
         })
     }
 
-    async fn instantiate(&self) -> Result<Instance, Failure> {
+    async fn instantiate(&self, place: OwnedSemaphorePermit) -> Result<Instance, Failure> {
         let mut store = new_store(
             self.pre.engine(),
             &self.route,
@@ -229,6 +371,7 @@ impl Pool {
             store,
             guest,
             served: 0,
+            _slot: place,
         })
     }
 
@@ -253,14 +396,21 @@ impl Pool {
             (true, true) if instance.served >= self.route.limits.max_requests => {
                 Some(InstanceEvent::Recycled)
             }
+            // Requests wait for a place: this instance's goes to one of them.
+            (true, true) if self.slots.wanted() => {
+                drop(instance);
+                Some(InstanceEvent::Evicted)
+            }
             (true, true) => {
-                self.idle
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Idle {
-                        instance,
-                        since: Instant::now(),
-                    });
+                self.idle.lock().push(Idle {
+                    instance,
+                    since: Instant::now(),
+                });
+                // A request that began to wait just now may have missed it: make room.
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if self.slots.wanted() {
+                    self.slots.make_room();
+                }
                 None
             }
             // A fresh instance served its one request: dropping it is the plan, not an event.
@@ -276,7 +426,7 @@ impl Pool {
 
     /// Instances idle right now.
     pub fn idle(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.idle.lock().len()
     }
 
     /// Instances serving a request right now.

@@ -46,7 +46,7 @@ const GAUGES: [&str; 3] = ["idle", "busy", "queued"];
 /// The limits whose hits are counted, as labelled.
 const LIMITS: [&str; 5] = ["timeout", "memory", "unavailable", "trap", "body-too-large"];
 /// Instance events, as labelled.
-const EVENTS: [&str; 3] = ["created", "recycled", "discarded"];
+const EVENTS: [&str; 4] = ["created", "recycled", "discarded", "evicted"];
 /// Outbound events, as labelled.
 const OUTBOUND: [&str; 3] = ["tcp-connect", "http-request", "refused"];
 /// Directions of outbound bytes, as labelled.
@@ -313,6 +313,8 @@ pub enum InstanceEvent {
     Recycled = 1,
     /// Dropped after a failure (trap, timeout, cut-off call).
     Discarded = 2,
+    /// Dropped, idle or just done, to make room for another (`max-instances`).
+    Evicted = 3,
 }
 
 impl RouteStats {

@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use super::access_log::AccessLog;
 use super::tls;
 use crate::config::{AccessLogTarget, Config, HttpLimits, Route, ServerConfig};
-use crate::gateway::{Pool, Target, engine};
+use crate::gateway::{Pool, Slots, Target, engine};
 use crate::http::router::Router;
 use crate::http::stats::{RouteStats, Stats, UNROUTED};
 
@@ -31,6 +31,8 @@ pub struct Site {
     pub router: Router<Arc<Target>>,
     /// Every route, in routes.toml's order.
     pub targets: Vec<Arc<Target>>,
+    /// Distinct components among them (routes naming identical bytes share one).
+    pub components: usize,
     /// Figures of requests no route answered.
     pub unrouted: Arc<RouteStats>,
     /// The TLS certificate and policy, when listeners speak TLS.
@@ -67,7 +69,12 @@ impl Site {
     ) -> anyhow::Result<Site> {
         config.check_components()?;
         let engine = engine::new_engine(config)?;
-        let linker = Arc::new(engine::linker(&engine)?);
+        let slots = Slots::new(config.max_instances());
+        let mut loader = engine::Loader::new(
+            &engine,
+            engine::linker(&engine)?,
+            options.cache_dir.as_deref(),
+        );
         let outbound_ca = match &config.server.outbound_ca {
             Some(path) => Some(
                 tls::read_certs(path, "server.outbound-ca")
@@ -79,14 +86,10 @@ impl Site {
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let started = std::time::Instant::now();
-            let pre = engine::load(
-                &engine,
-                &linker,
-                &route.component,
-                options.cache_dir.as_deref(),
-            )
-            .await
-            .with_context(|| engine::load_context(route))?;
+            let pre = loader
+                .load(&route.component)
+                .await
+                .with_context(|| engine::load_context(route))?;
             tracing::debug!(route = %route.display_name(), elapsed = ?started.elapsed(), "component ready");
             let route = Arc::new(route.clone());
             let route_stats = stats.route(&route.display_name());
@@ -96,6 +99,7 @@ impl Site {
                     route.clone(),
                     route_stats.clone(),
                     outbound_tls.clone(),
+                    slots.clone(),
                 )
                 .with_context(|| {
                     format!(
@@ -132,6 +136,7 @@ impl Site {
                     .collect::<Vec<_>>(),
             ),
             targets,
+            components: loader.distinct(),
             unrouted: stats.route(UNROUTED),
             tls,
             access_log,

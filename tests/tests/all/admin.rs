@@ -4,11 +4,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-async fn admin_get(server: &TestServer, path: &str) -> Response {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
-    parse_one(&raw(server.admin.expect("an admin listener"), request.as_bytes()).await)
-}
-
 #[tokio::test]
 async fn stats_and_metrics_count_a_known_workload() {
     let server = TestServer::start(

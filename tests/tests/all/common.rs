@@ -151,6 +151,12 @@ impl Drop for TestServer {
     }
 }
 
+/// A GET to the server's admin listener.
+pub async fn admin_get(server: &TestServer, path: &str) -> Response {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    parse_one(&raw(server.admin.expect("an admin listener"), request.as_bytes()).await)
+}
+
 /// Writes `bytes`, shuts down the write side, reads until the server closes.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).await.unwrap();

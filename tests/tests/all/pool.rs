@@ -123,3 +123,82 @@ async fn beyond_max_concurrency_requests_queue_then_get_503() {
         [200, 200, 200]
     );
 }
+
+/// `[server] max-instances` bounds the instances alive at once across routes: a route that
+/// needs one when all are taken drops the least recently used idle instance of another
+/// route; when none is idle, its request waits for one to finish (then is served) or gets
+/// 503 after its queue-timeout. The other routes' idle instances are never more than that.
+#[tokio::test]
+async fn max_instances_is_shared_by_every_route_and_idle_ones_make_room() {
+    let server = TestServer::start(
+        &[
+            "[server]\nadmin = \"127.0.0.1:0\"\nmax-instances = 2\n\n".to_string(),
+            route("/a", HELLO, ""),
+            route("/b", ERRORS, ""),
+            route("/c", ENVIRON, "queue-timeout = \"400ms\""),
+        ]
+        .concat(),
+    )
+    .await;
+    let stats = || async { admin_get(&server, "/stats").await.json() };
+    let count = |stats: &serde_json::Map<String, serde_json::Value>, route: &str, what: &str| {
+        stats["routes"][route]["instances"][what].as_u64().unwrap()
+    };
+    server.assert_alive("/a").await;
+    server.assert_alive("/b/empty").await;
+    // Both places are taken by idle instances: /c makes room by dropping /a's, the older.
+    server.assert_alive("/c").await;
+    let s = stats().await;
+    assert_eq!(
+        [
+            count(&s, "/a", "idle"),
+            count(&s, "/b", "idle"),
+            count(&s, "/c", "idle")
+        ],
+        [0, 1, 1],
+        "{s:#?}"
+    );
+    assert_eq!(count(&s, "/a", "evicted"), 1, "{s:#?}");
+
+    // Both places busy: /c's request waits, and is served when /b's finishes.
+    let addr = server.addr;
+    let slow = |ms: u64| {
+        tokio::spawn(async move {
+            let request =
+                format!("GET /b/sleep/{ms} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            parse_one(&raw(addr, request.as_bytes()).await)
+        })
+    };
+    let both_busy = || async {
+        for _ in 0..200 {
+            if count(&stats().await, "/b", "busy") == 2 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the two slow requests never ran together");
+    };
+    let (first, second) = (slow(300), slow(300));
+    both_busy().await;
+    let waited = server.get("/c").await;
+    assert_eq!(waited.status, 200, "{waited:?}");
+    for slow in [first, second] {
+        assert_eq!(slow.await.unwrap().status, 200);
+    }
+    let s = stats().await;
+    assert!(count(&s, "/b", "evicted") >= 1, "{s:#?}");
+    assert!(
+        count(&s, "/b", "idle") + count(&s, "/c", "idle") <= 2,
+        "{s:#?}"
+    );
+
+    // Busy past /c's queue-timeout: 503, as for a full route.
+    let (first, second) = (slow(1500), slow(1500));
+    both_busy().await;
+    let refused = server.get("/c").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    for slow in [first, second] {
+        assert_eq!(slow.await.unwrap().status, 200);
+    }
+    server.assert_alive("/c").await;
+}
