@@ -1,11 +1,10 @@
 //! `cheroot-wasm compile ROUTES`: fill the compile cache ahead of time (a deploy step), and
 //! say per route whether it was compiled or already cached.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-
-use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::gateway::engine::{self, Compiled};

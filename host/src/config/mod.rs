@@ -917,7 +917,7 @@ impl Checker<'_> {
 
 impl Config {
     /// Instances that may be alive at once across every route: `max-instances`, or the sum
-    /// of the routes' `max-concurrency` up to [`DEFAULT_MAX_INSTANCES`].
+    /// of the routes' `max-concurrency` up to 1,000 (`DEFAULT_MAX_INSTANCES`).
     pub fn max_instances(&self) -> usize {
         self.server.max_instances.unwrap_or_else(|| {
             self.routes

@@ -205,7 +205,7 @@ pub fn read_component(file: &Path) -> anyhow::Result<(Vec<u8>, Digest)> {
 /// Compiles a component, or loads its native code from `cache` when this exact component
 /// was compiled before by an engine with the same settings. Code compiled now is stored in
 /// the cache and loaded back from it, so that, like cached code, it is a mapping of a file
-/// (see [`release_code`]).
+/// (see [`Loaded::release_code`]).
 pub fn compile(
     engine: &Engine,
     file: &Path,
