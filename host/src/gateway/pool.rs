@@ -138,6 +138,21 @@ impl Slots {
         }
     }
 
+    /// Instances alive now, busy or idle.
+    pub fn alive(&self) -> usize {
+        self.max - self.places.available_permits()
+    }
+
+    /// `max-instances`.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Requests waiting for a place now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
     /// A free place, if there is one.
     fn try_take(&self) -> Option<OwnedSemaphorePermit> {
         self.places.clone().try_acquire_owned().ok()

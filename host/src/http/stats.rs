@@ -39,6 +39,14 @@ struct KindLabel {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+/// The server's instance places (`max-instances`), as labelled.
+const PLACES: [&str; 3] = ["alive", "max", "waiting"];
+
 /// Status classes, as labelled.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Instance gauges, as labelled.
@@ -66,6 +74,9 @@ pub struct Stats {
     limits: Family<KindLabel, Counter>,
     instance_events: Family<KindLabel, Counter>,
     instances: Family<KindLabel, Gauge>,
+    /// Instances alive, `max-instances`, and requests waiting for a place: set at scrape
+    /// time.
+    places: Family<StateLabel, Gauge>,
     outbound: Family<KindLabel, Counter>,
     outbound_bytes: Family<KindLabel, Counter>,
     outbound_seconds: Family<RouteLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
@@ -121,6 +132,7 @@ impl Stats {
             limits: Family::default(),
             instance_events: Family::default(),
             instances: Family::default(),
+            places: Family::default(),
             outbound: Family::default(),
             outbound_bytes: Family::default(),
             outbound_seconds: Family::default(),
@@ -171,13 +183,18 @@ impl Stats {
         );
         registry.register(
             "instance_events",
-            "Instances created, recycled (max-requests) and discarded (failed)",
+            "Instances created, recycled (max-requests), discarded (failed) and evicted (to make room under max-instances)",
             stats.instance_events.clone(),
         );
         registry.register(
             "instances",
             "Instances now: idle (warm), busy, and requests queued for one",
             stats.instances.clone(),
+        );
+        registry.register(
+            "server_instances",
+            "Instances alive now across every route, max-instances, and requests waiting for a place",
+            stats.places.clone(),
         );
         registry.register(
             "outbound",
@@ -263,6 +280,19 @@ impl Stats {
         out
     }
 
+    /// Sets the server's instance gauges: alive, `max-instances`, waiting for a place.
+    pub fn set_places(&self, alive: usize, max: usize, waiting: usize) {
+        for (place, n) in PLACES.iter().zip([alive, max, waiting]) {
+            self.place(place).set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn place(&self, state: &str) -> Gauge {
+        self.places.get_or_create_owned(&StateLabel {
+            state: state.into(),
+        })
+    }
+
     /// The same figures as JSON.
     pub fn json(&self) -> serde_json::Value {
         let routes: serde_json::Map<String, serde_json::Value> = self
@@ -279,6 +309,10 @@ impl Stats {
                 "open": self.connections_open.get(),
                 "accepted": self.connections_accepted.get(),
             },
+            "instances": PLACES
+                .iter()
+                .map(|p| (p.to_string(), self.place(p).get().into()))
+                .collect::<serde_json::Map<_, _>>(),
             "routes": routes,
         })
     }

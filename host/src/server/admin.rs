@@ -40,9 +40,14 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Reads the pools' current instance counts into the gauges.
+    /// Reads the server's and the pools' current instance counts into the gauges.
     fn refresh(&self) {
-        for target in &self.live.get().targets {
+        let site = self.live.get();
+        let slots = &site.slots;
+        self.live
+            .stats()
+            .set_places(slots.alive(), slots.max(), slots.waiting());
+        for target in &site.targets {
             target.stats.set_instances(
                 target.pool.idle(),
                 target.pool.busy(),

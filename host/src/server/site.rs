@@ -33,6 +33,8 @@ pub struct Site {
     pub targets: Vec<Arc<Target>>,
     /// Distinct components among them (routes naming identical bytes share one).
     pub components: usize,
+    /// The places (`max-instances`) their instances share.
+    pub slots: Arc<Slots>,
     /// Figures of requests no route answered.
     pub unrouted: Arc<RouteStats>,
     /// The TLS certificate and policy, when listeners speak TLS.
@@ -137,6 +139,7 @@ impl Site {
             ),
             targets,
             components: loader.distinct(),
+            slots,
             unrouted: stats.route(UNROUTED),
             tls,
             access_log,

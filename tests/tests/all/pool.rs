@@ -130,6 +130,11 @@ async fn beyond_max_concurrency_requests_queue_then_get_503() {
 /// 503 after its queue-timeout. The other routes' idle instances are never more than that.
 #[tokio::test]
 async fn max_instances_is_shared_by_every_route_and_idle_ones_make_room() {
+    // On the heap: in a debug build this test's future is larger than the thread's stack.
+    Box::pin(max_instances_shared()).await;
+}
+
+async fn max_instances_shared() {
     let server = TestServer::start(
         &[
             "[server]\nadmin = \"127.0.0.1:0\"\nmax-instances = 2\n\n".to_string(),
@@ -159,6 +164,16 @@ async fn max_instances_is_shared_by_every_route_and_idle_ones_make_room() {
         "{s:#?}"
     );
     assert_eq!(count(&s, "/a", "evicted"), 1, "{s:#?}");
+    assert_eq!(
+        s["instances"],
+        serde_json::json!({"alive": 2, "max": 2, "waiting": 0}),
+        "{s:#?}"
+    );
+    let metrics = admin_get(&server, "/metrics").await.text();
+    assert!(
+        metrics.contains("cheroot_wasm_server_instances{state=\"max\"} 2"),
+        "{metrics}"
+    );
 
     // Both places busy: /c's request waits, and is served when /b's finishes.
     let addr = server.addr;
