@@ -76,7 +76,7 @@ pub struct Stats {
     instances: Family<KindLabel, Gauge>,
     /// Instances alive, `max-instances`, and requests waiting for a place: set at scrape
     /// time.
-    places: Family<StateLabel, Gauge>,
+    places: [Gauge; PLACES.len()],
     outbound: Family<KindLabel, Counter>,
     outbound_bytes: Family<KindLabel, Counter>,
     outbound_seconds: Family<RouteLabel, Counter<f64, std::sync::atomic::AtomicU64>>,
@@ -120,6 +120,7 @@ impl Stats {
     /// Empty figures, registered for `/metrics`.
     pub fn new() -> Stats {
         let mut registry = Registry::with_prefix("cheroot_wasm");
+        let places = Family::<StateLabel, Gauge>::default();
         let stats = Stats {
             started: Instant::now(),
             connections_open: Gauge::default(),
@@ -132,7 +133,11 @@ impl Stats {
             limits: Family::default(),
             instance_events: Family::default(),
             instances: Family::default(),
-            places: Family::default(),
+            places: PLACES.map(|p| {
+                places.get_or_create_owned(&StateLabel {
+                    state: p.to_string(),
+                })
+            }),
             outbound: Family::default(),
             outbound_bytes: Family::default(),
             outbound_seconds: Family::default(),
@@ -194,7 +199,7 @@ impl Stats {
         registry.register(
             "server_instances",
             "Instances alive now across every route, max-instances, and requests waiting for a place",
-            stats.places.clone(),
+            places,
         );
         registry.register(
             "outbound",
@@ -282,15 +287,7 @@ impl Stats {
 
     /// Sets the server's instance gauges: alive, `max-instances`, waiting for a place.
     pub fn set_places(&self, alive: usize, max: usize, waiting: usize) {
-        for (place, n) in PLACES.iter().zip([alive, max, waiting]) {
-            self.place(place).set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
-    }
-
-    fn place(&self, state: &str) -> Gauge {
-        self.places.get_or_create_owned(&StateLabel {
-            state: state.into(),
-        })
+        set_gauges(&self.places, [alive, max, waiting]);
     }
 
     /// The same figures as JSON.
@@ -311,10 +308,18 @@ impl Stats {
             },
             "instances": PLACES
                 .iter()
-                .map(|p| (p.to_string(), self.place(p).get().into()))
+                .zip(&self.places)
+                .map(|(p, g)| (p.to_string(), g.get().into()))
                 .collect::<serde_json::Map<_, _>>(),
             "routes": routes,
         })
+    }
+}
+
+/// Sets `gauges` to `values`, in order.
+fn set_gauges(gauges: &[Gauge], values: [usize; 3]) {
+    for (gauge, n) in gauges.iter().zip(values) {
+        gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 
@@ -354,9 +359,7 @@ pub enum InstanceEvent {
 impl RouteStats {
     /// Sets the instance gauges from the pool: idle, busy, queued.
     pub fn set_instances(&self, idle: usize, busy: usize, queued: usize) {
-        for (gauge, n) in self.instances.iter().zip([idle, busy, queued]) {
-            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
-        }
+        set_gauges(&self.instances, [idle, busy, queued]);
     }
 
     /// This route's figures as JSON.

@@ -184,22 +184,24 @@ async fn max_instances_shared() {
             parse_one(&raw(addr, request.as_bytes()).await)
         })
     };
-    let both_busy = || async {
-        for _ in 0..200 {
-            if count(&stats().await, "/b", "busy") == 2 {
-                return;
-            }
+    // Two slow /b requests hold both places while /c asks for one; /c's answer.
+    let server = &server;
+    let contend = |ms: u64| async move {
+        let (first, second) = (slow(ms), slow(ms));
+        let mut polls = 0;
+        while count(&stats().await, "/b", "busy") < 2 {
+            polls += 1;
+            assert!(polls < 200, "the two slow requests never ran together");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the two slow requests never ran together");
+        let answer = server.get("/c").await;
+        for slow in [first, second] {
+            assert_eq!(slow.await.unwrap().status, 200);
+        }
+        answer
     };
-    let (first, second) = (slow(300), slow(300));
-    both_busy().await;
-    let waited = server.get("/c").await;
+    let waited = contend(300).await;
     assert_eq!(waited.status, 200, "{waited:?}");
-    for slow in [first, second] {
-        assert_eq!(slow.await.unwrap().status, 200);
-    }
     let s = stats().await;
     assert!(count(&s, "/b", "evicted") >= 1, "{s:#?}");
     assert!(
@@ -208,12 +210,7 @@ async fn max_instances_shared() {
     );
 
     // Busy past /c's queue-timeout: 503, as for a full route.
-    let (first, second) = (slow(1500), slow(1500));
-    both_busy().await;
-    let refused = server.get("/c").await;
+    let refused = contend(1500).await;
     assert_eq!(refused.status, 503, "{refused:?}");
-    for slow in [first, second] {
-        assert_eq!(slow.await.unwrap().status, 200);
-    }
     server.assert_alive("/c").await;
 }
