@@ -13,7 +13,7 @@ wit_bindgen::generate!({
 
         world app {
             import uplink;
-            export cheroot:wsgi/application@0.1.0;
+            export cheroot:wsgi/application@0.2.0;
         }
     "#,
     path: "../../wit",
@@ -21,7 +21,7 @@ wit_bindgen::generate!({
 });
 
 use cheroot::wsgi::types::{Environ, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
+use exports::cheroot::wsgi::application::{Guest, GuestBody, Reply};
 
 struct BadImport;
 
@@ -37,13 +37,8 @@ impl GuestBody for Nothing {
 impl Guest for BadImport {
     type Body = Nothing;
 
-    fn handle(environ: Environ, _start_response: StartResponse) -> Result<Body, String> {
-        let everything: Vec<u8> = environ
-            .vars
-            .iter()
-            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()].concat())
-            .collect();
-        tenant::exfiltrate::uplink::send(&everything);
+    fn handle(environ: Environ, _start_response: StartResponse) -> Result<Reply, String> {
+        tenant::exfiltrate::uplink::send(environ.vars.as_bytes());
         Err("sent".into())
     }
 }

@@ -4,7 +4,8 @@
 //! - `read` (default): a lazy body; each `next` is one `input.read(size)` (`?size=`, default
 //!   65536), so an upload flows back while it is still arriving.
 //! - `lines`: each `next` is one `input.read-line(65536)`.
-//! - `count`: reads everything first, answers `<bytes> <FNV-1a 64 hex>\n` (for huge uploads).
+//! - `count`: reads everything first, answers `<bytes> <FNV-1a 64 hex>\n` (for huge uploads),
+//!   the whole body returned with `handle`.
 //! - `write`: the legacy way: `write()` for every chunk read, then an empty body.
 //!
 //! An input error (body too large, client gone) becomes a 500 with `X-Wsgi-Error`, as a
@@ -12,17 +13,14 @@
 
 wit_bindgen::generate!({ world: "app", path: "../../wit" });
 
-use std::cell::RefCell;
-
 use cheroot::wsgi::types::{Environ, Error, Input, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
+use exports::cheroot::wsgi::application::{Body, Guest, GuestBody, Reply};
 
 struct Echo;
 
 enum Mode {
     Read(u64),
     Lines,
-    Ready(RefCell<Option<Vec<u8>>>),
 }
 
 /// The response iterable.
@@ -38,7 +36,6 @@ impl GuestBody for EchoBody {
         let chunk = match &self.mode {
             Mode::Read(size) => self.input.read(*size),
             Mode::Lines => self.input.read_line(65536),
-            Mode::Ready(chunk) => return Ok(chunk.borrow_mut().take()),
         };
         match chunk {
             Ok(chunk) if chunk.is_empty() => Ok(None),
@@ -48,12 +45,15 @@ impl GuestBody for EchoBody {
     }
 }
 
+/// An environ variable: `vars` is `KEY\0value\0...`.
 fn var<'a>(environ: &'a Environ, key: &str) -> &'a str {
-    environ
-        .vars
-        .iter()
-        .find(|(k, _)| k == key)
-        .map_or("", |(_, v)| v.as_str())
+    let mut parts = environ.vars.split_terminator('\0');
+    while let (Some(k), Some(v)) = (parts.next(), parts.next()) {
+        if k == key {
+            return v;
+        }
+    }
+    ""
 }
 
 fn query<'a>(environ: &'a Environ, key: &str) -> Option<&'a str> {
@@ -69,7 +69,7 @@ fn header(name: &str, value: &str) -> (String, String) {
 }
 
 /// A framework's error page for a host error.
-fn error_page(start_response: StartResponse, input: Input, error: &Error) -> Result<Body, String> {
+fn error_page(start_response: StartResponse, error: &Error) -> Result<Reply, String> {
     let text = format!("{error}\n");
     let headers = [
         header("Content-Type", "text/plain"),
@@ -78,11 +78,10 @@ fn error_page(start_response: StartResponse, input: Input, error: &Error) -> Res
     start_response
         .call("500 Internal Server Error", &headers, Some(&text))
         .map_err(|e| format!("{error}; then {e}"))?;
-    Ok(Body::new(EchoBody {
-        input,
-        mode: Mode::Ready(RefCell::new(Some(text.into_bytes()))),
-        _start_response: start_response,
-    }))
+    Ok(Reply {
+        chunks: vec![text.into_bytes()],
+        rest: None,
+    })
 }
 
 fn kebab(error: &Error) -> &'static str {
@@ -107,7 +106,7 @@ fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
 impl Guest for Echo {
     type Body = EchoBody;
 
-    fn handle(environ: Environ, start_response: StartResponse) -> Result<Body, String> {
+    fn handle(environ: Environ, start_response: StartResponse) -> Result<Reply, String> {
         let mode = query(&environ, "mode").unwrap_or("read").to_string();
         let size = query(&environ, "size")
             .and_then(|s| s.parse().ok())
@@ -125,7 +124,7 @@ impl Guest for Echo {
                             total += chunk.len() as u64;
                             hash = fnv1a(hash, &chunk);
                         }
-                        Err(e) => return error_page(start_response, input, &e),
+                        Err(e) => return error_page(start_response, &e),
                     }
                 }
                 let text = format!("{total} {hash:016x}\n");
@@ -136,7 +135,10 @@ impl Guest for Echo {
                 start_response
                     .call("200 OK", &headers, None)
                     .map_err(|e| e.to_string())?;
-                Mode::Ready(RefCell::new(Some(text.into_bytes())))
+                return Ok(Reply {
+                    chunks: vec![text.into_bytes()],
+                    rest: None,
+                });
             }
             "write" => {
                 start_response
@@ -149,20 +151,24 @@ impl Guest for Echo {
                         Err(e) => return Err(format!("reading wsgi.input: {e}")),
                     }
                 }
-                Mode::Ready(RefCell::new(None))
+                return Ok(Reply {
+                    chunks: Vec::new(),
+                    rest: None,
+                });
             }
             _ => Mode::Read(size),
         };
-        if !matches!(mode, Mode::Ready(_)) {
-            start_response
-                .call("200 OK", &octets, None)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(Body::new(EchoBody {
-            input,
-            mode,
-            _start_response: start_response,
-        }))
+        start_response
+            .call("200 OK", &octets, None)
+            .map_err(|e| e.to_string())?;
+        Ok(Reply {
+            chunks: Vec::new(),
+            rest: Some(Body::new(EchoBody {
+                input,
+                mode,
+                _start_response: start_response,
+            })),
+        })
     }
 }
 

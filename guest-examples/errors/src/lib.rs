@@ -6,11 +6,12 @@
 //! | `handle-err` | `handle` returns an error (an uncaught exception) |
 //! | `trap`, `trap-in-next` | panics in `handle` / in the first `next` (a wasm trap) |
 //! | `no-start` | ends its body without ever calling `start_response` |
-//! | `no-start-chunk` | yields a chunk without calling `start_response` |
+//! | `no-start-chunk`, `no-start-reply` | yields a chunk / returns one with `handle` without calling `start_response` |
 //! | `bad-status`, `bad-status-1xx`, `bad-status-999` | status `20 OK`, `101 ...`, `999 Nope` |
 //! | `crlf-header`, `bad-header-name` | a value with CR LF, a name with a space |
 //! | `hop-by-hop`, `hop-by-hop-te` | sets `Connection` / `Transfer-Encoding` |
-//! | `too-long`, `too-long-write` | more bytes than its Content-Length (in one chunk / via `write`) |
+//! | `too-long`, `too-long-write`, `too-long-reply` | more bytes than its Content-Length (in one chunk / via `write` / in `handle`'s reply) |
+//! | `reply-then-rest` | returns two chunks with `handle` and the rest of its iterable, which yields two more |
 //! | `too-short` | fewer bytes than its Content-Length |
 //! | `twice` | calls `start_response` twice without exc-info |
 //! | `exc-info-replace` | replaces status and headers with exc-info before anything was sent |
@@ -25,6 +26,9 @@
 //! | `huge-exc-info/<MiB>` | `start_response` with an exc-info that large, then 200 |
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
 //!
+//! Its bodies are iterables pulled with `next` (the rest of `handle`'s reply), but for the
+//! `-reply` cases, whose chunks come with `handle` itself.
+//!
 //! Like a framework, it turns a host error into a 500 page with `X-Wsgi-Error: <variant>`,
 //! so clients (and tests) see which error the host returned.
 
@@ -33,7 +37,7 @@ wit_bindgen::generate!({ world: "app", path: "../../wit" });
 use std::cell::RefCell;
 
 use cheroot::wsgi::types::{Environ, Error, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
+use exports::cheroot::wsgi::application::{Body, Guest, GuestBody, Reply};
 
 struct Errors;
 
@@ -70,12 +74,28 @@ fn pop_front(chunks: &RefCell<Vec<Vec<u8>>>) -> Option<Vec<u8>> {
     (!chunks.is_empty()).then(|| chunks.remove(0))
 }
 
-fn body(chunks: &[&[u8]], start_response: Option<StartResponse>) -> Body {
+fn body(chunks: &[&[u8]], start_response: Option<StartResponse>) -> Reply {
     let chunks = chunks.iter().map(|c| c.to_vec()).collect();
-    Body::new(Iterable {
+    iterable(Iterable {
         plan: Plan::Chunks(RefCell::new(chunks)),
         _start_response: start_response,
     })
+}
+
+/// A reply whose whole body is the iterable, pulled with `next`.
+fn iterable(iterable: Iterable) -> Reply {
+    Reply {
+        chunks: Vec::new(),
+        rest: Some(Body::new(iterable)),
+    }
+}
+
+/// A reply whose whole body comes with it.
+fn whole(chunks: &[&[u8]]) -> Reply {
+    Reply {
+        chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+        rest: None,
+    }
 }
 
 fn text_plain() -> [(String, String); 1] {
@@ -99,7 +119,7 @@ fn kebab(error: &Error) -> &'static str {
 }
 
 /// What a framework does with an exception: an error page, if it still can.
-fn error_page(start_response: StartResponse, error: Error) -> Result<Body, String> {
+fn error_page(start_response: StartResponse, error: Error) -> Result<Reply, String> {
     let text = format!("{error}\n");
     let headers = [
         h("Content-Type", "text/plain"),
@@ -117,7 +137,7 @@ fn respond(
     status: &str,
     headers: &[(String, String)],
     chunks: &[&[u8]],
-) -> Result<Body, String> {
+) -> Result<Reply, String> {
     match start_response.call(status, headers, None) {
         Ok(()) => Ok(body(chunks, Some(start_response))),
         Err(e) => error_page(start_response, e),
@@ -127,13 +147,8 @@ fn respond(
 impl Guest for Errors {
     type Body = Iterable;
 
-    fn handle(environ: Environ, start_response: StartResponse) -> Result<Body, String> {
-        let path = environ
-            .vars
-            .iter()
-            .find(|(k, _)| k == "PATH_INFO")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+    fn handle(environ: Environ, start_response: StartResponse) -> Result<Reply, String> {
+        let path = environ.path_info;
         let text = [h("Content-Type", "text/plain")];
         let sized = |n: usize| {
             [
@@ -148,13 +163,33 @@ impl Guest for Errors {
                 start_response
                     .call("200 OK", &text, None)
                     .map_err(|e| e.to_string())?;
-                Ok(Body::new(Iterable {
+                Ok(iterable(Iterable {
                     plan: Plan::Trap,
                     _start_response: Some(start_response),
                 }))
             }
             "/no-start" => Ok(body(&[], None)),
             "/no-start-chunk" => Ok(body(&[b"x"], None)),
+            "/no-start-reply" => Ok(whole(&[b"x"])),
+            "/too-long-reply" => {
+                start_response
+                    .call("200 OK", &sized(5), None)
+                    .map_err(|e| e.to_string())?;
+                Ok(whole(&[b"abc", b"", b"defg"]))
+            }
+            "/reply-then-rest" => {
+                start_response
+                    .call("200 OK", &text, None)
+                    .map_err(|e| e.to_string())?;
+                let rest = RefCell::new(vec![b"three ".to_vec(), b"four\n".to_vec()]);
+                Ok(Reply {
+                    chunks: vec![b"one ".to_vec(), Vec::new(), b"two ".to_vec()],
+                    rest: Some(Body::new(Iterable {
+                        plan: Plan::Chunks(rest),
+                        _start_response: Some(start_response),
+                    })),
+                })
+            }
             "/bad-status" => respond(start_response, "20 OK", &text, &[b"unreachable"]),
             "/bad-status-1xx" => respond(
                 start_response,
@@ -243,7 +278,7 @@ impl Guest for Errors {
                     .call("200 OK", &text, None)
                     .map_err(|e| e.to_string())?;
                 let chunks = RefCell::new(vec![b"partial".to_vec()]);
-                Ok(Body::new(Iterable {
+                Ok(iterable(Iterable {
                     plan: Plan::FailAfter(chunks),
                     _start_response: Some(start_response),
                 }))

@@ -1,32 +1,30 @@
 //! The smallest WSGI application: `200 OK`, `Hello, world!` for every path and method.
 //!
-//! Written against the raw bindings of wit/wsgi.wit, to show the whole contract:
-//! `handle` calls `start_response`, then returns a body iterable that yields one chunk.
+//! Written against the raw bindings of wit/wsgi.wit, to show the whole contract: `handle`
+//! calls `start_response`, then returns the whole body (one chunk) and no iterable to pull.
 
 wit_bindgen::generate!({ world: "app", path: "../../wit" });
 
-use std::cell::Cell;
-
 use cheroot::wsgi::types::{Environ, StartResponse};
-use exports::cheroot::wsgi::application::{Body, Guest, GuestBody};
+use exports::cheroot::wsgi::application::{Guest, GuestBody, Reply};
 
 const GREETING: &[u8] = b"Hello, world!\n";
 
 struct Hello;
 
-/// The response iterable: one chunk, then the end.
-struct Once(Cell<bool>);
+/// Never made: the whole body is in `handle`'s reply.
+struct NoRest;
 
-impl GuestBody for Once {
+impl GuestBody for NoRest {
     fn next(&self) -> Result<Option<Vec<u8>>, String> {
-        Ok((!self.0.replace(true)).then(|| GREETING.to_vec()))
+        Ok(None)
     }
 }
 
 impl Guest for Hello {
-    type Body = Once;
+    type Body = NoRest;
 
-    fn handle(_environ: Environ, start_response: StartResponse) -> Result<Body, String> {
+    fn handle(_environ: Environ, start_response: StartResponse) -> Result<Reply, String> {
         let headers = [
             ("Content-Type".to_string(), "text/plain".to_string()),
             ("Content-Length".to_string(), GREETING.len().to_string()),
@@ -34,7 +32,10 @@ impl Guest for Hello {
         start_response
             .call("200 OK", &headers, None)
             .map_err(|e| e.to_string())?;
-        Ok(Body::new(Once(Cell::new(false))))
+        Ok(Reply {
+            chunks: vec![GREETING.to_vec()],
+            rest: None,
+        })
     }
 }
 

@@ -27,6 +27,7 @@ mod generated {
 pub use generated::cheroot::wsgi::types::{
     Environ, Error as WsgiError, Host, HostInput, HostStartResponse,
 };
+pub use generated::exports::cheroot::wsgi::application::Reply;
 pub use generated::{App, AppPre};
 
 /// wasi:http's world and types, as wasmtime-wasi-http generates them.

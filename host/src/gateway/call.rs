@@ -38,8 +38,8 @@ pub struct Call {
 
 /// A request, as each kind of guest is handed it.
 pub enum Request {
-    /// A WSGI application's environ `vars`.
-    Wsgi(Vec<(String, String)>),
+    /// A WSGI application's environ variables.
+    Wsgi(crate::http::environ::Vars),
     /// A wasi:http guest's request head: an absolute URI with the client's scheme and
     /// authority, and the headers it may see.
     WasiHttp(http::Request<()>),

@@ -426,15 +426,30 @@ fn store_in_cache(component: &Component, dir: &Path, path: &Path) -> anyhow::Res
     Ok(())
 }
 
+/// The WSGI contract's export this host calls, wit/wsgi.wit's version.
+const WSGI_APPLICATION: &str = "cheroot:wsgi/application@0.2.0";
+
 /// Pre-instantiates a component: resolves every import now, so a guest that imports what
 /// the host does not provide fails at start-up, naming the import. Its kind is read from
 /// its exports: `wasi:http/incoming-handler` makes a wasi:http proxy, anything else must be
 /// a WSGI application.
 pub fn prepare(linker: &Linker<HostState>, component: &Component) -> anyhow::Result<GuestPre> {
-    let exports_wasi_http = component
+    let exports: Vec<String> = component
         .component_type()
         .exports(component.engine())
-        .any(|(name, _)| name.starts_with("wasi:http/incoming-handler@0.2."));
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let exports_wasi_http = exports
+        .iter()
+        .any(|name| name.starts_with("wasi:http/incoming-handler@0.2."));
+    if let Some(old) = exports.iter().find(|name| {
+        name.starts_with("cheroot:wsgi/application@") && name.as_str() != WSGI_APPLICATION
+    }) {
+        return Err(anyhow!(
+            "the component was built for {}, and this server speaks {WSGI_APPLICATION}: rebuild it with this release's SDK (Rust: the cheroot-wsgi crate or wit/ of this release, then cargo build; Python: cheroot-wasm build-python)",
+            old
+        ));
+    }
     // The pooling allocator refuses these when the component is loaded; without it (the
     // reservation failed), the same bounds hold here.
     if let Some(needs) = component.resources_required() {

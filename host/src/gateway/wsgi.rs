@@ -1,26 +1,27 @@
-//! One request through a WSGI application: `handle(environ, start_response)`, the body
-//! iterable pumped into the response ([`pump`]), and the iterable closed (dropped) in every
-//! case. The exchange's reader and writer live in the store for the call (the `input` and
+//! One request through a WSGI application: `handle(environ, start_response)`, the chunks it
+//! returned written, the rest of the body iterable, if any, pumped into the response
+//! ([`pump`]) and closed (dropped) in every case. The exchange's reader and writer live in the store for the call (the `input` and
 //! `start-response` handles reach them through it), and come back out when it ends.
 
 use tokio::time::{Instant, error::Elapsed};
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use super::bindings::{App, Environ, WsgiError};
+use super::bindings::{App, Environ, Reply, WsgiError};
 use super::fault::{internal, raised_failure, trap};
 use super::guest::Guest;
 use super::input::{Input, RequestBody};
 use super::pool::Instance;
 use super::start_response::{ResponseWriter, StartResponse};
 use super::state::HostState;
+use crate::http::environ::Vars;
 use crate::http::error::Failure;
 
 /// Runs the application until its body iterable is done or `deadline` passes; gives back
 /// the writer, which the caller settles.
 pub(super) async fn run(
     instance: &mut Instance,
-    vars: Vec<(String, String)>,
+    vars: Vars,
     input: RequestBody,
     writer: ResponseWriter,
     deadline: Instant,
@@ -36,7 +37,7 @@ pub(super) async fn run(
 }
 
 /// `handle`, the body iteration, and `close()`.
-async fn call(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<(), Failure> {
+async fn call(instance: &mut Instance, vars: Vars) -> Result<(), Failure> {
     let Instance { store, guest, .. } = instance;
     let Guest::Wsgi(app) = guest else {
         return Err(internal("a WSGI request reached a wasi:http guest"));
@@ -47,18 +48,39 @@ async fn call(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<()
     let start_response = table
         .push(StartResponse { exchange: id })
         .map_err(internal)?;
-    let environ = Environ { vars, input };
+    let environ = Environ {
+        vars: vars.packed,
+        path_info: vars.path_info,
+        input,
+    };
     let handled = app
         .cheroot_wsgi_application()
         .call_handle(&mut *store, &environ, start_response)
         .await;
-    crate::http::environ::recycle(environ.vars);
-    let body = match handled {
+    crate::http::environ::recycle(Vars {
+        packed: environ.vars,
+        path_info: environ.path_info,
+    });
+    let Reply { chunks, rest } = match handled {
         Err(error) => return Err(trap(error)),
         Ok(Err(raised)) => return Err(raised_failure(&raised)),
-        Ok(Ok(body)) => body,
+        Ok(Ok(reply)) => reply,
     };
-    let pumped = pump(store, app, body).await;
+    let mut written = Ok(());
+    for chunk in chunks {
+        written = write(store, chunk).await;
+        if written.is_err() {
+            break;
+        }
+    }
+    let Some(body) = rest else {
+        // The application closed its iterable before returning.
+        return written;
+    };
+    let pumped = match written {
+        Ok(()) => pump(store, app, body).await,
+        Err(failure) => Err(failure),
+    };
     if matches!(pumped, Err(Failure::Trap(_))) {
         // A trapped instance cannot be entered again, not even to close its body.
         return pumped;
@@ -68,29 +90,30 @@ async fn call(instance: &mut Instance, vars: Vec<(String, String)>) -> Result<()
     pumped.and(closed)
 }
 
-/// Pulls `body.next()` until the iterable ends, writing each chunk through the exchange's
-/// [`ResponseWriter`]. Returns how the iteration ended; the caller
-/// drops the body (WSGI `close()`) afterwards in every case.
+/// Pulls `body.next()` until the iterable ends, writing each chunk. Returns how the
+/// iteration ended; the caller drops the body (WSGI `close()`) afterwards in every case.
 async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Result<(), Failure> {
     let iterable = app.cheroot_wsgi_application().body();
     loop {
-        let chunk = match iterable.call_next(&mut *store, body).await {
+        match iterable.call_next(&mut *store, body).await {
             Err(error) => return Err(trap(error)),
             Ok(Err(raised)) => return Err(raised_failure(&raised)),
             Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(chunk))) => chunk,
-        };
-        let writer = &mut store.data_mut().exchange_mut().response;
-        if chunk.is_empty() {
-            continue;
+            Ok(Ok(Some(chunk))) => write(store, chunk).await?,
         }
-        match writer.write(chunk).await {
-            Ok(()) => {}
-            Err(WsgiError::NotStarted) => return Err(Failure::ChunkBeforeStart),
-            Err(WsgiError::BodyExceedsContentLength) => {
-                return Err(Failure::BodyExceedsContentLength);
-            }
-            Err(_) => return Err(Failure::Disconnected),
-        }
+    }
+}
+
+/// One body chunk through the exchange's [`ResponseWriter`]; empty ones are skipped.
+async fn write(store: &mut Store<HostState>, chunk: Vec<u8>) -> Result<(), Failure> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let writer = &mut store.data_mut().exchange_mut().response;
+    match writer.write(chunk).await {
+        Ok(()) => Ok(()),
+        Err(WsgiError::NotStarted) => Err(Failure::ChunkBeforeStart),
+        Err(WsgiError::BodyExceedsContentLength) => Err(Failure::BodyExceedsContentLength),
+        Err(_) => Err(Failure::Disconnected),
     }
 }

@@ -1,4 +1,5 @@
-//! Request parts → the PEP 3333 environ, as (key, value) pairs of native strings.
+//! Request parts → the PEP 3333 environ, as native strings packed the way wit/wsgi.wit's
+//! `environ` carries them ([`Vars`]).
 //!
 //! Owns the mapping and its corner cases: PATH_INFO is percent-decoded except `%2F`, which
 //! stays encoded (as cheroot does, so an encoded slash cannot forge a path segment); every
@@ -107,12 +108,47 @@ pub struct Mount<'a> {
     pub path_info: &'a [u8],
 }
 
-/// The environ's `vars`.
+/// The environ's variables as the contract carries them: PATH_INFO apart, every other
+/// variable in `packed` as `KEY\0value\0` (wit/wsgi.wit, `environ.vars`), so the guest gets
+/// the whole environ in two allocations however many headers there are.
+#[derive(Debug, Default)]
+pub struct Vars {
+    /// `KEY\0value\0` for every variable but PATH_INFO. No key or value holds NUL: HTTP
+    /// refuses it in header values and request-targets, route prefixes refuse control
+    /// characters, and a client certificate's subject has it escaped as `\00` (RFC 4514).
+    pub packed: String,
+    /// PATH_INFO, percent-decoded, so any character (NUL too).
+    pub path_info: String,
+}
+
+impl Vars {
+    /// Every variable, PATH_INFO first, as (key, value).
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.packed.split_terminator('\0');
+        let rest = std::iter::from_fn(move || Some((parts.next()?, parts.next().unwrap_or(""))));
+        std::iter::once(("PATH_INFO", self.path_info.as_str())).chain(rest)
+    }
+
+    /// Writes variable `key`, its value by `value`.
+    fn put_with(&mut self, key: &str, value: impl FnOnce(&mut String)) {
+        self.packed.push_str(key);
+        self.packed.push('\0');
+        value(&mut self.packed);
+        self.packed.push('\0');
+    }
+
+    fn put(&mut self, key: &str, value: &str) {
+        self.put_with(key, |packed| packed.push_str(value));
+    }
+}
+
+/// The environ's variables.
 ///
 /// `host` is the host the request is for, as sent (see [`requested_host`]) or as a trusted
 /// proxy forwarded it, and `server_name` its name as routing matched it
-/// ([`super::router::host_key`]): HTTP_HOST and SERVER_NAME. Written over the vectors and
-/// strings of an earlier request on this thread (see [`recycle`]).
+/// ([`super::router::host_key`]): HTTP_HOST and SERVER_NAME. Written over the strings of
+/// an earlier request on this thread (see [`recycle`]).
 pub fn build(
     parts: &Parts,
     conn: &Connection,
@@ -120,36 +156,42 @@ pub fn build(
     server_name: Option<&str>,
     mount: Mount<'_>,
     concurrency: Concurrency,
-) -> Vec<(String, String)> {
+) -> Vars {
     let uri = &parts.uri;
-    let mut vars = Vars::recycled();
+    let mut vars = SPARE.with(|spare| std::mem::take(&mut *spare.borrow_mut()));
+    vars.packed.clear();
+    vars.path_info.clear();
+    latin1_into(&mut vars.path_info, mount.path_info);
     vars.put("REQUEST_METHOD", parts.method.as_str());
-    latin1_into(vars.value("SCRIPT_NAME"), mount.script_name);
-    latin1_into(vars.value("PATH_INFO"), mount.path_info);
+    vars.put_with("SCRIPT_NAME", |v| latin1_into(v, mount.script_name));
     vars.put("QUERY_STRING", uri.query().unwrap_or(""));
     vars.put("REQUEST_URI", &request_uri(parts));
-    let name = vars.value("SERVER_NAME");
-    match (server_name.filter(|name| !name.is_empty()), conn.local) {
-        (Some(server_name), _) => name.push_str(server_name),
-        (None, Some(local)) => {
-            let _ = write!(name, "{}", local.ip());
+    vars.put_with("SERVER_NAME", |name| {
+        match (server_name.filter(|name| !name.is_empty()), conn.local) {
+            (Some(server_name), _) => name.push_str(server_name),
+            (None, Some(local)) => {
+                let _ = write!(name, "{}", local.ip());
+            }
+            (None, None) => name.push_str("localhost"),
         }
-        (None, None) => name.push_str("localhost"),
-    }
-    let port = vars.value("SERVER_PORT");
-    if let Some(local) = conn.local {
-        let _ = write!(port, "{}", local.port());
-    }
+    });
+    vars.put_with("SERVER_PORT", |port| {
+        if let Some(local) = conn.local {
+            let _ = write!(port, "{}", local.port());
+        }
+    });
     vars.put("SERVER_PROTOCOL", protocol(parts.version));
     vars.put("SERVER_SOFTWARE", super::SERVER_SOFTWARE);
-    let addr = vars.value("REMOTE_ADDR");
-    if let Some(remote) = conn.remote {
-        let _ = write!(addr, "{}", remote.ip().to_canonical());
-    }
-    let port = vars.value("REMOTE_PORT");
-    if let Some(remote) = conn.remote {
-        let _ = write!(port, "{}", remote.port());
-    }
+    vars.put_with("REMOTE_ADDR", |addr| {
+        if let Some(remote) = conn.remote {
+            let _ = write!(addr, "{}", remote.ip().to_canonical());
+        }
+    });
+    vars.put_with("REMOTE_PORT", |port| {
+        if let Some(remote) = conn.remote {
+            let _ = write!(port, "{}", remote.port());
+        }
+    });
     let flag = |b: bool| if b { "true" } else { "false" };
     vars.put("wsgi.version", "1.0");
     vars.put("wsgi.url_scheme", conn.scheme);
@@ -166,80 +208,26 @@ pub fn build(
     if let Some(host) = host {
         vars.put("HTTP_HOST", host);
     }
-    vars.finish()
+    vars
 }
 
 thread_local! {
-    /// The `vars` of the last request this thread built an environ for, once the guest has
-    /// read them: reused, so that a request does not allocate forty strings and a vector
-    /// (whose size makes glibc consolidate its free lists every time).
-    static SPARE: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The strings of the last request this thread built an environ for, once the guest
+    /// has them: reused, so that a request does not allocate them afresh.
+    static SPARE: std::cell::RefCell<Vars> = std::cell::RefCell::default();
 }
 
 /// Gives `vars` back once the guest has them, for the next [`build`] on this thread. What
 /// a large request made large is let go, so a thread keeps a few KiB, not the biggest
 /// request it ever saw.
-pub fn recycle(mut vars: Vec<(String, String)>) {
-    const KEEP_ENTRIES: usize = 64;
-    const KEEP_STRING: usize = 1024;
-    vars.truncate(KEEP_ENTRIES);
-    vars.shrink_to(KEEP_ENTRIES);
-    for (key, value) in &mut vars {
-        for s in [key, value] {
-            if s.capacity() > KEEP_STRING {
-                *s = String::new();
-            }
+pub fn recycle(mut vars: Vars) {
+    const KEEP: usize = 4096;
+    for s in [&mut vars.packed, &mut vars.path_info] {
+        if s.capacity() > KEEP {
+            *s = String::new();
         }
     }
-    SPARE.with(|spare| {
-        let mut spare = spare.borrow_mut();
-        if vars.capacity() > spare.capacity() {
-            *spare = vars;
-        }
-    });
-}
-
-/// `vars` being written over a recycled vector: entry `n` is the next to (re)use.
-struct Vars {
-    vars: Vec<(String, String)>,
-    n: usize,
-}
-
-impl Vars {
-    fn recycled() -> Vars {
-        Vars {
-            vars: SPARE.with(|spare| std::mem::take(&mut *spare.borrow_mut())),
-            n: 0,
-        }
-    }
-
-    /// The next entry, both strings emptied.
-    fn entry(&mut self) -> (&mut String, &mut String) {
-        if self.n == self.vars.len() {
-            self.vars.push((String::new(), String::new()));
-        }
-        let (key, value) = &mut self.vars[self.n];
-        self.n += 1;
-        key.clear();
-        value.clear();
-        (key, value)
-    }
-
-    /// The value of a new entry `key`, empty, to write into.
-    fn value(&mut self, key: &str) -> &mut String {
-        let (k, value) = self.entry();
-        k.push_str(key);
-        value
-    }
-
-    fn put(&mut self, key: &str, value: &str) {
-        self.value(key).push_str(value);
-    }
-
-    fn finish(mut self) -> Vec<(String, String)> {
-        self.vars.truncate(self.n);
-        self.vars
-    }
+    SPARE.with(|spare| *spare.borrow_mut() = vars);
 }
 
 /// `HTTP_*`, CONTENT_TYPE and CONTENT_LENGTH from the request headers.
@@ -250,13 +238,13 @@ fn headers(map: &HeaderMap, vars: &mut Vars) {
         if name.contains('_') || name == "host" {
             continue;
         }
-        let (key, value) = vars.entry();
+        let packed = &mut vars.packed;
         match name {
-            "content-type" => key.push_str("CONTENT_TYPE"),
-            "content-length" => key.push_str("CONTENT_LENGTH"),
+            "content-type" => packed.push_str("CONTENT_TYPE"),
+            "content-length" => packed.push_str("CONTENT_LENGTH"),
             _ => {
-                key.push_str("HTTP_");
-                key.extend(name.chars().map(|c| {
+                packed.push_str("HTTP_");
+                packed.extend(name.chars().map(|c| {
                     if c == '-' {
                         '_'
                     } else {
@@ -265,13 +253,15 @@ fn headers(map: &HeaderMap, vars: &mut Vars) {
                 }));
             }
         }
+        packed.push('\0');
         let separator = if name == "cookie" { "; " } else { ", " };
         for (i, v) in map.get_all(name).iter().enumerate() {
             if i > 0 {
-                value.push_str(separator);
+                packed.push_str(separator);
             }
-            latin1_into(value, v.as_bytes());
+            latin1_into(packed, v.as_bytes());
         }
+        packed.push('\0');
     }
 }
 
@@ -413,9 +403,19 @@ mod tests {
         let host = requested_host(&parts);
         let name = host.as_deref().map(crate::http::router::host_key);
         let vars = build(&parts, &CONN, host.as_deref(), name.as_deref(), mount, WARM);
-        let n = vars.len();
-        let map: std::collections::BTreeMap<_, _> = vars.into_iter().collect();
-        assert_eq!(map.len(), n, "every key appears once");
+        assert!(vars.packed.ends_with('\0'));
+        let pairs: Vec<_> = vars.iter().collect();
+        let map: std::collections::BTreeMap<_, _> = pairs
+            .iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(map.len(), pairs.len(), "every key appears once");
+        assert_eq!(
+            vars.packed.matches('\0').count(),
+            2 * (pairs.len() - 1),
+            "no NUL inside a key or value"
+        );
+        recycle(vars);
         map
     }
 
@@ -511,5 +511,14 @@ mod tests {
             assert_eq!(decode_path(raw), want, "{raw}");
         }
         assert_eq!(latin1(&decode_path("/%E2%98%83")), "/\u{e2}\u{98}\u{83}");
+    }
+
+    #[test]
+    fn a_nul_in_the_path_stays_out_of_the_packed_variables() {
+        let req = http::Request::get("/a%00b").body(()).unwrap();
+        let path = decode_path(req.uri().path());
+        let env = environ(req, "", std::str::from_utf8(&path).unwrap());
+        assert_eq!(env["PATH_INFO"], "/a\0b");
+        assert_eq!(env["REQUEST_URI"], "/a%00b");
     }
 }

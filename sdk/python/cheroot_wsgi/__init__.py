@@ -21,7 +21,8 @@ What the application sees is what PEP 3333 promises:
   sent it re-raises ``exc_info`` as PEP 3333 requires.
 * The returned iterable is pulled chunk by chunk as the client reads (generators that call
   ``start_response`` lazily work), and its ``close()`` is called when the server is done
-  with it, whatever happened.
+  with it, whatever happened. A list or tuple goes back to the server whole, with the call
+  to the application.
 * An exception from the application is reported to the server with its traceback: the
   client gets a 500 (or the connection is closed if the response had started), and the
   traceback goes to the server log.
@@ -125,7 +126,10 @@ class WsgiInput:
 
 
 def _environ(environ):
-    env = dict(environ.vars)
+    # `vars` is "KEY\0value\0..." (wit/wsgi.wit): one split, then pairs.
+    parts = environ.vars.split("\0")
+    env = dict(zip(parts[0:-1:2], parts[1::2]))
+    env["PATH_INFO"] = environ.path_info
     env["wsgi.version"] = (1, 0)
     for key in _FLAGS:
         env[key] = env.get(key) == "true"
@@ -199,8 +203,9 @@ class Body(_application.Body):
 
     def _finish(self):
         """WSGI's ``close()`` and the release of the request's handles, once: when the
-        iteration ends (the host drops the body right after, and componentize-py does not
-        run ``__del__`` for a dropped export), or when the body is collected."""
+        iteration ends (the host drops the body right after, if it has it, and
+        componentize-py does not run ``__del__`` for a dropped export), or when the body is
+        collected."""
         if self._handles is None:
             return
         handles, self._handles = self._handles, None
@@ -228,6 +233,19 @@ def _release(handles):
             pass
 
 
+def _whole(sequence, handles):
+    """The reply for a list or tuple: its every chunk, nothing left to pull (neither has a
+    ``close()``)."""
+    chunks = []
+    for chunk in sequence:
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
+        if chunk:
+            chunks.append(bytes(chunk))
+    _release(handles)
+    return _application.Reply(chunks, None)
+
+
 def exports(app):
     """The ``Application`` export class for WSGI callable ``app``."""
 
@@ -236,11 +254,20 @@ def exports(app):
             handles = (environ.input, start_response)
             try:
                 iterable = app(_environ(environ), _start_response(start_response))
+                if type(iterable) in (list, tuple):
+                    return _whole(iterable, handles)
             except BaseException as e:
                 _release(handles)
                 _note_missing_module(e)
                 raise Err(_failure()) from None
-            return Body(iterable, handles)
+            # Any other iterable may wait between chunks (a generator that sleeps, or reads
+            # the request body): its first chunk now, as the server would pull it at once,
+            # and the rest pulled chunk by chunk.
+            body = Body(iterable, handles)
+            first = body.next()
+            if first is None:
+                return _application.Reply([], None)
+            return _application.Reply([first], body)
 
     return Application
 

@@ -18,7 +18,7 @@
 //! is the component to name in routes.toml. Errors (`Err(text)`, or a failed read of the
 //! body) are uncaught exceptions: the server logs them with the route and answers 500.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::io::{BufRead, Read};
 
 #[doc(hidden)]
@@ -33,18 +33,24 @@ pub mod bindings {
 }
 
 use bindings::cheroot::wsgi::types::{Environ, Input, StartResponse};
-use bindings::exports::cheroot::wsgi::application::{self, GuestBody};
+use bindings::exports::cheroot::wsgi::application::{self, GuestBody, Reply};
 
 /// One request: the WSGI environ and the body.
 pub struct Request {
-    vars: Vec<(String, String)>,
+    /// `KEY\0value\0` for every variable but PATH_INFO, as the server sends them.
+    packed: String,
+    path_info: String,
+    /// Every pair, PATH_INFO included, once [`Request::vars`] asked for them.
+    pairs: OnceCell<Vec<(String, String)>>,
     body: BodyReader,
 }
 
 impl Request {
     fn new(environ: Environ) -> Request {
         Request {
-            vars: environ.vars,
+            packed: environ.vars,
+            path_info: environ.path_info,
+            pairs: OnceCell::new(),
             body: BodyReader {
                 input: environ.input,
                 buffer: Vec::new(),
@@ -55,15 +61,25 @@ impl Request {
 
     /// An environ value (`"REQUEST_METHOD"`, `"wsgi.url_scheme"`, ...).
     pub fn var(&self, key: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        if key == "PATH_INFO" {
+            return Some(&self.path_info);
+        }
+        self.packed_pairs().find(|&(k, _)| k == key).map(|(_, v)| v)
     }
 
-    /// Every environ pair, in the server's order.
+    /// Every environ pair, PATH_INFO first, then in the server's order.
     pub fn vars(&self) -> &[(String, String)] {
-        &self.vars
+        self.pairs.get_or_init(|| {
+            std::iter::once(("PATH_INFO", self.path_info.as_str()))
+                .chain(self.packed_pairs())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+    }
+
+    fn packed_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.packed.split_terminator('\0');
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
 
     /// `REQUEST_METHOD`.
@@ -73,7 +89,7 @@ impl Request {
 
     /// `PATH_INFO`: the path below the route's prefix (percent-decoded; `%2F` stays encoded).
     pub fn path(&self) -> &str {
-        self.var("PATH_INFO").unwrap_or("")
+        &self.path_info
     }
 
     /// `PATH_INFO` as the bytes the client sent (the environ holds them as Latin-1).
@@ -228,8 +244,9 @@ impl Response {
         }
     }
 
-    /// A lazy response, like a Python generator: `make` runs when the server asks for the
-    /// first chunk, and only then are status and headers decided.
+    /// A lazy response, like a Python generator: `make` runs when the first chunk is
+    /// needed (right after the handler returns), and only then are status and headers
+    /// decided.
     pub fn lazy(make: impl FnOnce() -> Result<Response, String> + 'static) -> Response {
         Response {
             status: String::new(),
@@ -244,14 +261,15 @@ impl Response {
         self
     }
 
-    /// Calls start_response; what is left to send.
-    fn start(self, start_response: &StartResponse) -> Result<Chunks, String> {
+    /// Calls start_response; the reply for the server: a fixed body whole, a stream's
+    /// first chunk (pulled now, as the server would at once) and the stream as the rest.
+    fn start(self, start_response: StartResponse) -> Result<Reply, String> {
         let Response {
             status,
             mut headers,
             body,
         } = self;
-        let chunks: Chunks = match body {
+        let mut stream = match body {
             Body::Fixed(bytes) => {
                 if !headers
                     .iter()
@@ -259,69 +277,77 @@ impl Response {
                 {
                     headers.push(("Content-Length".into(), bytes.len().to_string()));
                 }
-                Box::new(std::iter::once(Ok(bytes)))
+                call(&start_response, &status, &headers)?;
+                return Ok(Reply {
+                    chunks: vec![bytes],
+                    rest: None,
+                });
             }
             Body::Stream(chunks) => chunks,
             Body::Lazy(make) => return make()?.start(start_response),
         };
-        start_response
-            .call(&status, &headers, None)
-            .map_err(|e| format!("start_response({status:?}): {e}"))?;
-        Ok(chunks)
+        call(&start_response, &status, &headers)?;
+        let Some(first) = stream.next().transpose()? else {
+            return Ok(Reply {
+                chunks: Vec::new(),
+                rest: None,
+            });
+        };
+        let rest = application::Body::new(ResponseBody {
+            chunks: RefCell::new(Some(stream)),
+            _start_response: start_response,
+        });
+        Ok(Reply {
+            chunks: vec![first],
+            rest: Some(rest),
+        })
     }
 }
 
-/// The body resource the component exports; the server pulls it with `next`.
-#[doc(hidden)]
-pub struct ResponseBody {
-    state: RefCell<State>,
-    start_response: StartResponse,
+fn call(
+    start_response: &StartResponse,
+    status: &str,
+    headers: &[(String, String)],
+) -> Result<(), String> {
+    start_response
+        .call(status, headers, None)
+        .map_err(|e| format!("start_response({status:?}): {e}"))
 }
 
-enum State {
-    Unstarted(Response),
-    Sending(Chunks),
-    Done,
+/// The rest of a streamed body, as the resource the component exports; the server pulls
+/// it with `next`.
+#[doc(hidden)]
+pub struct ResponseBody {
+    /// `None` once the stream ended.
+    chunks: RefCell<Option<Chunks>>,
+    /// Lives as long as the body, as a Python generator's would.
+    _start_response: StartResponse,
 }
 
 impl GuestBody for ResponseBody {
     fn next(&self) -> Result<Option<Vec<u8>>, String> {
-        let mut state = self.state.borrow_mut();
-        if let State::Unstarted(_) = &*state {
-            let State::Unstarted(response) = std::mem::replace(&mut *state, State::Done) else {
-                unreachable!("matched above")
-            };
-            *state = State::Sending(response.start(&self.start_response)?);
-        }
-        let State::Sending(chunks) = &mut *state else {
+        let mut chunks = self.chunks.borrow_mut();
+        let Some(stream) = chunks.as_mut() else {
             return Ok(None);
         };
-        match chunks.next() {
+        match stream.next() {
             Some(chunk) => chunk.map(Some),
             None => {
-                *state = State::Done;
+                *chunks = None;
                 Ok(None)
             }
         }
     }
 }
 
-/// What [`export!`] calls: runs `handler`, starting the response now unless it is lazy.
+/// What [`export!`] calls: runs `handler` and starts its response.
 #[doc(hidden)]
 pub fn handle(
     handler: impl FnOnce(Request) -> Result<Response, String>,
     environ: Environ,
     start_response: StartResponse,
-) -> Result<application::Body, String> {
-    let response = handler(Request::new(environ))?;
-    let state = match response.body {
-        Body::Lazy(_) => State::Unstarted(response),
-        _ => State::Sending(response.start(&start_response)?),
-    };
-    Ok(application::Body::new(ResponseBody {
-        state: RefCell::new(state),
-        start_response,
-    }))
+) -> Result<Reply, String> {
+    handler(Request::new(environ))?.start(start_response)
 }
 
 /// Exports `handler: fn(Request) -> Result<Response, String>` as the component's WSGI
@@ -339,7 +365,7 @@ macro_rules! export {
             fn handle(
                 environ: $crate::bindings::cheroot::wsgi::types::Environ,
                 start_response: $crate::bindings::cheroot::wsgi::types::StartResponse,
-            ) -> Result<$crate::bindings::exports::cheroot::wsgi::application::Body, String> {
+            ) -> Result<$crate::bindings::exports::cheroot::wsgi::application::Reply, String> {
                 $crate::handle($handler, environ, start_response)
             }
         }

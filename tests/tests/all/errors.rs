@@ -24,6 +24,7 @@ async fn failures_before_the_headers_are_500() {
         "/trap-in-next",
         "/no-start",
         "/no-start-chunk",
+        "/no-start-reply",
     ] {
         let r = parse_one(&get_raw(&server, path).await);
         assert_eq!(r.status, 500, "{path}: {r:?}");
@@ -90,7 +91,11 @@ async fn exc_info_replaces_status_and_all_headers_before_sending() {
 #[tokio::test]
 async fn more_bytes_than_content_length_are_cut_and_the_connection_closed() {
     let server = server().await;
-    for (path, body) in [("/too-long", "I too"), ("/too-long-write", "abcde")] {
+    for (path, body) in [
+        ("/too-long", "I too"),
+        ("/too-long-write", "abcde"),
+        ("/too-long-reply", "abcde"),
+    ] {
         // Keep-alive request followed by a second one: the server must not answer it on
         // this connection, nor put the extra bytes on the wire.
         let request = format!(
@@ -117,6 +122,15 @@ async fn more_bytes_than_content_length_are_cut_and_the_connection_closed() {
         assert_eq!(responses[0].header("content-length"), Some("5"));
         server.assert_alive("/").await;
     }
+}
+
+/// `handle`'s reply chunks go first, in order, then what its iterable yields; empty chunks
+/// are skipped wherever they come.
+#[tokio::test]
+async fn reply_chunks_then_the_rest_of_the_iterable() {
+    let server = server().await;
+    let r = parse_one(&get_raw(&server, "/reply-then-rest").await);
+    assert_eq!((r.status, r.text().as_str()), (200, "one two three four\n"));
 }
 
 #[tokio::test]

@@ -194,6 +194,35 @@ async fn an_import_the_host_does_not_provide_is_refused_at_start_up() {
     }
 }
 
+/// A component built for cheroot:wsgi 0.1 (the contract before `environ.vars` was packed
+/// and `handle` returned a reply) is refused when loaded, with what to do about it, not on
+/// its first request with a trap.
+#[tokio::test]
+async fn a_component_built_for_the_old_contract_is_refused_with_a_rebuild_message() {
+    let wasm = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "handle")))
+            (core instance $i (instantiate $m))
+            (func $handle (canon lift (core func $i "handle")))
+            (instance $app (export "handle" (func $handle)))
+            (export "cheroot:wsgi/application@0.1.0" (instance $app)))"#,
+    )
+    .unwrap();
+    let path =
+        std::env::temp_dir().join(format!("cheroot-wasm-wsgi-0.1-{}.wasm", std::process::id()));
+    std::fs::write(&path, wasm).unwrap();
+    let error = start_up_error(&path.display().to_string()).await;
+    std::fs::remove_file(&path).unwrap();
+    for needle in [
+        "route \"/tenant\"",
+        "built for cheroot:wsgi/application@0.1.0",
+        "this server speaks cheroot:wsgi/application@0.2.0",
+        "rebuild it",
+    ] {
+        assert!(error.contains(needle), "{needle:?} missing from: {error}");
+    }
+}
+
 /// A component built from text: `count` instances of a core module with one memory each.
 fn memory_multiplier(name: &str, count: usize) -> String {
     let instances = "(core instance (instantiate $m))\n".repeat(count);
@@ -241,9 +270,9 @@ fn spinning_start() -> String {
             (func $spin (loop $forever (br $forever)))
             (start $spin)
             (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) unreachable)
-            (func (export "cheroot:wsgi/application@0.1.0#handle")
-                (param i32 i32 i32 i32) (result i32) unreachable)
-            (func (export "cheroot:wsgi/application@0.1.0#[method]body.next")
+            (func (export "cheroot:wsgi/application@0.2.0#handle")
+                (param i32 i32 i32 i32 i32 i32) (result i32) unreachable)
+            (func (export "cheroot:wsgi/application@0.2.0#[method]body.next")
                 (param i32) (result i32) unreachable))"#,
     )
     .unwrap();
