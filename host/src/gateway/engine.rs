@@ -446,8 +446,7 @@ pub fn prepare(linker: &Linker<HostState>, component: &Component) -> anyhow::Res
         name.starts_with("cheroot:wsgi/application@") && name.as_str() != WSGI_APPLICATION
     }) {
         return Err(anyhow!(
-            "the component was built for {}, and this server speaks {WSGI_APPLICATION}: rebuild it with this release's SDK (Rust: the cheroot-wsgi crate or wit/ of this release, then cargo build; Python: cheroot-wasm build-python)",
-            old
+            "the component was built for {old}, and this server speaks {WSGI_APPLICATION}: rebuild it against this release's wit/wsgi.wit or SDK (Rust: cargo build with this release's cheroot-wsgi; Python: cheroot-wasm build-python); an application on the SDKs needs no change to its code"
         ));
     }
     // The pooling allocator refuses these when the component is loaded; without it (the

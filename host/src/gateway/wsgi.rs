@@ -1,7 +1,8 @@
-//! One request through a WSGI application: `handle(environ, start_response)`, the chunks it
-//! returned written, the rest of the body iterable, if any, pumped into the response
-//! ([`pump`]) and closed (dropped) in every case. The exchange's reader and writer live in the store for the call (the `input` and
-//! `start-response` handles reach them through it), and come back out when it ends.
+//! One request through a WSGI application: `handle(environ, start_response)`, the chunks its
+//! reply holds written, and the rest of the body iterable, if any, pumped into the response
+//! ([`pump`]) and closed (dropped) in every case. The exchange's reader and writer live in
+//! the store for the call (the `input` and `start-response` handles reach them through
+//! it), and come back out when it ends.
 
 use tokio::time::{Instant, error::Elapsed};
 use wasmtime::Store;
@@ -66,13 +67,7 @@ async fn call(instance: &mut Instance, vars: Vars) -> Result<(), Failure> {
         Ok(Err(raised)) => return Err(raised_failure(&raised)),
         Ok(Ok(reply)) => reply,
     };
-    let mut written = Ok(());
-    for chunk in chunks {
-        written = write(store, chunk).await;
-        if written.is_err() {
-            break;
-        }
-    }
+    let written = write_all(store, chunks).await;
     let Some(body) = rest else {
         // The application closed its iterable before returning.
         return written;
@@ -102,6 +97,14 @@ async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Res
             Ok(Ok(Some(chunk))) => write(store, chunk).await?,
         }
     }
+}
+
+/// The reply's chunks, in order, until one cannot be written.
+async fn write_all(store: &mut Store<HostState>, chunks: Vec<Vec<u8>>) -> Result<(), Failure> {
+    for chunk in chunks {
+        write(store, chunk).await?;
+    }
+    Ok(())
 }
 
 /// One body chunk through the exchange's [`ResponseWriter`]; empty ones are skipped.
