@@ -25,6 +25,12 @@ def application(environ, start_response):
             for i in range(3):
                 yield f"chunk {i}\n".encode()
         return chunks()
+    if path == "/list":
+        # ?N,SIZE: a list of N chunks of SIZE bytes, A's, then B's...: returned to the server
+        # whole (joined) when small, chunk by chunk when large.
+        n, size = (int(x) for x in environ["QUERY_STRING"].split(","))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [bytes([65 + i % 26]) * size for i in range(n)]
     if path == "/raise":
         raise RuntimeError("raised on purpose")
     if path == "/gc-off":

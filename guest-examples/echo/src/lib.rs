@@ -79,7 +79,7 @@ fn error_page(start_response: StartResponse, error: &Error) -> Result<Reply, Str
         .call("500 Internal Server Error", &headers, Some(&text))
         .map_err(|e| format!("{error}; then {e}"))?;
     Ok(Reply {
-        chunks: vec![text.into_bytes()],
+        ready: text.into_bytes(),
         rest: None,
     })
 }
@@ -136,7 +136,7 @@ impl Guest for Echo {
                     .call("200 OK", &headers, None)
                     .map_err(|e| e.to_string())?;
                 return Ok(Reply {
-                    chunks: vec![text.into_bytes()],
+                    ready: text.into_bytes(),
                     rest: None,
                 });
             }
@@ -152,7 +152,7 @@ impl Guest for Echo {
                     }
                 }
                 return Ok(Reply {
-                    chunks: Vec::new(),
+                    ready: Vec::new(),
                     rest: None,
                 });
             }
@@ -162,7 +162,7 @@ impl Guest for Echo {
             .call("200 OK", &octets, None)
             .map_err(|e| e.to_string())?;
         Ok(Reply {
-            chunks: Vec::new(),
+            ready: Vec::new(),
             rest: Some(Body::new(EchoBody {
                 input,
                 mode,

@@ -11,7 +11,7 @@
 //! | `crlf-header`, `bad-header-name` | a value with CR LF, a name with a space |
 //! | `hop-by-hop`, `hop-by-hop-te` | sets `Connection` / `Transfer-Encoding` |
 //! | `too-long`, `too-long-write`, `too-long-reply` | more bytes than its Content-Length (in one chunk / via `write` / in `handle`'s reply) |
-//! | `reply-then-rest` | returns two chunks with `handle` and the rest of its iterable, which yields two more |
+//! | `reply-then-rest` | returns a body with `handle` and the rest of its iterable, which yields two more chunks |
 //! | `too-short` | fewer bytes than its Content-Length |
 //! | `twice` | calls `start_response` twice without exc-info |
 //! | `exc-info-replace` | replaces status and headers with exc-info before anything was sent |
@@ -27,7 +27,7 @@
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
 //!
 //! Its bodies are iterables pulled with `next` (the rest of `handle`'s reply), but for the
-//! `-reply` cases, whose chunks come with `handle` itself.
+//! `-reply` cases, whose body comes with `handle` itself.
 //!
 //! Like a framework, it turns a host error into a 500 page with `X-Wsgi-Error: <variant>`,
 //! so clients (and tests) see which error the host returned.
@@ -85,15 +85,15 @@ fn body(chunks: &[&[u8]], start_response: Option<StartResponse>) -> Reply {
 /// A reply whose whole body is the iterable, pulled with `next`.
 fn iterable(iterable: Iterable) -> Reply {
     Reply {
-        chunks: Vec::new(),
+        ready: Vec::new(),
         rest: Some(Body::new(iterable)),
     }
 }
 
 /// A reply whose whole body comes with it.
-fn whole(chunks: &[&[u8]]) -> Reply {
+fn whole(body: &[u8]) -> Reply {
     Reply {
-        chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+        ready: body.to_vec(),
         rest: None,
     }
 }
@@ -170,12 +170,12 @@ impl Guest for Errors {
             }
             "/no-start" => Ok(body(&[], None)),
             "/no-start-chunk" => Ok(body(&[b"x"], None)),
-            "/no-start-reply" => Ok(whole(&[b"x"])),
+            "/no-start-reply" => Ok(whole(b"x")),
             "/too-long-reply" => {
                 start_response
                     .call("200 OK", &sized(5), None)
                     .map_err(|e| e.to_string())?;
-                Ok(whole(&[b"abc", b"", b"defg"]))
+                Ok(whole(b"abcdefg"))
             }
             "/reply-then-rest" => {
                 start_response
@@ -183,7 +183,7 @@ impl Guest for Errors {
                     .map_err(|e| e.to_string())?;
                 let rest = RefCell::new(vec![b"three ".to_vec(), b"four\n".to_vec()]);
                 Ok(Reply {
-                    chunks: vec![b"one ".to_vec(), Vec::new(), b"two ".to_vec()],
+                    ready: b"one two ".to_vec(),
                     rest: Some(Body::new(Iterable {
                         plan: Plan::Chunks(rest),
                         _start_response: Some(start_response),

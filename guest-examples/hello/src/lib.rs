@@ -1,7 +1,7 @@
 //! The smallest WSGI application: `200 OK`, `Hello, world!` for every path and method.
 //!
 //! Written against the raw bindings of wit/wsgi.wit, to show the whole contract: `handle`
-//! calls `start_response`, then returns the whole body (one chunk) and no iterable to pull.
+//! calls `start_response`, then returns the whole body, with no iterable to pull.
 
 wit_bindgen::generate!({ world: "app", path: "../../wit" });
 
@@ -33,7 +33,7 @@ impl Guest for Hello {
             .call("200 OK", &headers, None)
             .map_err(|e| e.to_string())?;
         Ok(Reply {
-            chunks: vec![GREETING.to_vec()],
+            ready: GREETING.to_vec(),
             rest: None,
         })
     }

@@ -1,4 +1,4 @@
-//! One request through a WSGI application: `handle(environ, start_response)`, the chunks its
+//! One request through a WSGI application: `handle(environ, start_response)`, the body its
 //! reply holds written, and the rest of the body iterable, if any, pumped into the response
 //! ([`pump`]) and closed (dropped) in every case. The exchange's reader and writer live in
 //! the store for the call (the `input` and `start-response` handles reach them through
@@ -62,12 +62,12 @@ async fn call(instance: &mut Instance, vars: Vars) -> Result<(), Failure> {
         packed: environ.vars,
         path_info: environ.path_info,
     });
-    let Reply { chunks, rest } = match handled {
+    let Reply { ready, rest } = match handled {
         Err(error) => return Err(trap(error)),
         Ok(Err(raised)) => return Err(raised_failure(&raised)),
         Ok(Ok(reply)) => reply,
     };
-    let written = write_all(store, chunks).await;
+    let written = write(store, ready).await;
     let Some(body) = rest else {
         // The application closed its iterable before returning.
         return written;
@@ -97,14 +97,6 @@ async fn pump(store: &mut Store<HostState>, app: &App, body: ResourceAny) -> Res
             Ok(Ok(Some(chunk))) => write(store, chunk).await?,
         }
     }
-}
-
-/// The reply's chunks, in order, until one cannot be written.
-async fn write_all(store: &mut Store<HostState>, chunks: Vec<Vec<u8>>) -> Result<(), Failure> {
-    for chunk in chunks {
-        write(store, chunk).await?;
-    }
-    Ok(())
 }
 
 /// One body chunk through the exchange's [`ResponseWriter`]; empty ones are skipped.

@@ -21,8 +21,8 @@ What the application sees is what PEP 3333 promises:
   sent it re-raises ``exc_info`` as PEP 3333 requires.
 * The returned iterable is pulled chunk by chunk as the client reads (generators that call
   ``start_response`` lazily work), and its ``close()`` is called when the server is done
-  with it, whatever happened. A list or tuple goes back to the server whole, with the call
-  to the application.
+  with it, whatever happened. A list or tuple of one chunk, or of chunks adding up to 1 MiB
+  at most, goes back to the server whole, with the call to the application.
 * An exception from the application is reported to the server with its traceback: the
   client gets a 500 (or the connection is closed if the response had started), and the
   traceback goes to the server log.
@@ -51,6 +51,9 @@ _FLAGS = ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.input_
 
 #: The most one host ``read`` returns; a larger ``read(n)`` loops.
 _CHUNK = 65536
+
+#: The most bytes a list's chunks are joined into for the reply; above, they go one by one.
+_JOIN_MAX = 1 << 20
 
 
 def _describe(error):
@@ -234,16 +237,22 @@ def _release(handles):
 
 
 def _whole(sequence, handles):
-    """The reply for a list or tuple: its every chunk, nothing left to pull (neither has a
-    ``close()``)."""
-    chunks = []
+    """The reply for a list or tuple, whole (neither has a ``close()``): its one chunk, or
+    its chunks joined when they are small. ``None`` for large chunks, which go one by one
+    (joining them would need their size again in the instance's memory)."""
+    total = 0
     for chunk in sequence:
         if not isinstance(chunk, (bytes, bytearray, memoryview)):
             raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
-        if chunk:
-            chunks.append(bytes(chunk))
+        total += chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+    if len(sequence) == 1:
+        ready = bytes(sequence[0])
+    elif total <= _JOIN_MAX:
+        ready = b"".join(sequence)
+    else:
+        return None
     _release(handles)
-    return _application.Reply(chunks, None)
+    return _application.Reply(ready, None)
 
 
 def exports(app):
@@ -255,19 +264,21 @@ def exports(app):
             try:
                 iterable = app(_environ(environ), _start_response(start_response))
                 if type(iterable) in (list, tuple):
-                    return _whole(iterable, handles)
+                    reply = _whole(iterable, handles)
+                    if reply is not None:
+                        return reply
             except BaseException as e:
                 _release(handles)
                 _note_missing_module(e)
                 raise Err(_failure()) from None
             # Any other iterable may wait between chunks (a generator that sleeps, or reads
             # the request body): its first chunk now, as the server would pull it at once,
-            # and the rest pulled chunk by chunk.
+            # and the rest (of a large list, too) pulled chunk by chunk.
             body = Body(iterable, handles)
             first = body.next()
             if first is None:
-                return _application.Reply([], None)
-            return _application.Reply([first], body)
+                return _application.Reply(b"", None)
+            return _application.Reply(first, body)
 
     return Application
 

@@ -279,7 +279,7 @@ impl Response {
                 }
                 call(&start_response, &status, &headers)?;
                 return Ok(Reply {
-                    chunks: vec![bytes],
+                    ready: bytes,
                     rest: None,
                 });
             }
@@ -289,7 +289,7 @@ impl Response {
         call(&start_response, &status, &headers)?;
         let Some(first) = stream.next().transpose()? else {
             return Ok(Reply {
-                chunks: Vec::new(),
+                ready: Vec::new(),
                 rest: None,
             });
         };
@@ -298,7 +298,7 @@ impl Response {
             _start_response: start_response,
         });
         Ok(Reply {
-            chunks: vec![first],
+            ready: first,
             rest: Some(rest),
         })
     }

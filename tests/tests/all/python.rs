@@ -113,8 +113,26 @@ async fn flask_answers_exactly_as_under_cheroot() {
     let generator = server.get("/wsgi/generator").await;
     assert_eq!(generator.text(), "chunk 0\nchunk 1\nchunk 2\n");
     assert_eq!(generator.header("transfer-encoding"), Some("chunked"));
+    Box::pin(lists_arrive_whole(&server)).await;
     assert_eq!(server.get("/wsgi/raise").await.status, 500);
     server.assert_alive("/wsgi/").await;
+}
+
+/// Lists: a small one goes back whole with the call, a large one (over 1 MiB) chunk by
+/// chunk; both arrive exactly.
+async fn lists_arrive_whole(server: &TestServer) {
+    for (n, size) in [(1, 5), (3, 5), (3, 600_000), (0, 1)] {
+        let list = server.get(&format!("/wsgi/list?{n},{size}")).await;
+        let want: Vec<u8> = (0..n)
+            .flat_map(|i| std::iter::repeat_n(b'A' + (i % 26) as u8, size))
+            .collect();
+        assert_eq!(list.status, 200);
+        assert!(
+            list.body == want,
+            "{n} chunks of {size}: {} bytes",
+            list.body.len()
+        );
+    }
 }
 
 /// Request after request on one warm instance, without Python's cycle collector: the host
