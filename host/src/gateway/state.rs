@@ -188,6 +188,11 @@ pub(super) fn new_store(
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_max_component_handles(MAX_COMPONENT_HANDLES);
+    // What one call may hand the host: wasmtime's bound (against a list whose entries all
+    // point at the same bytes, copied once each) or, when larger, the route's memory, so
+    // that a body chunk as large as the instance can hold still gets through.
+    let memory = usize::try_from(route.limits.memory).unwrap_or(usize::MAX);
+    store.set_hostcall_fuel(store.hostcall_fuel().max(memory));
     // Guests yield to tokio at every epoch tick, so a busy guest never holds a worker
     // thread; the wall-clock timeout around the call is what stops it.
     store.set_epoch_deadline(1);

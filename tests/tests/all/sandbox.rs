@@ -157,6 +157,21 @@ async fn no_network_leaves_the_sandbox() {
     assert!(accepted.is_err(), "the guest connected to the host");
 }
 
+/// wasmtime bounds what one call may hand the host (128 MiB by default, against guests
+/// that make it copy the same bytes over and over); a route whose memory is larger can
+/// still answer with one chunk as large as it can hold.
+#[tokio::test]
+async fn one_chunk_may_be_as_large_as_the_routes_memory() {
+    let server = TestServer::start(&route("/big", HOSTILE, "memory = \"256MiB\"")).await;
+    let r = server.get("/big/huge-chunk/150").await;
+    assert_eq!(
+        (r.status, r.body.len()),
+        (200, 150 << 20),
+        "{}",
+        r.status_line
+    );
+}
+
 /// The error with which the server refuses to start with `component` as its one route.
 async fn start_up_error(component: &str) -> String {
     let dir = std::env::temp_dir().join(format!(
