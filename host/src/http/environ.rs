@@ -130,12 +130,17 @@ impl Vars {
         std::iter::once(("PATH_INFO", self.path_info.as_str())).chain(rest)
     }
 
-    /// Writes variable `key`, its value by `value`.
-    fn put_with(&mut self, key: &str, value: impl FnOnce(&mut String)) {
-        self.packed.push_str(key);
+    /// Writes a variable: its key by `key`, its value by `value`.
+    fn entry(&mut self, key: impl FnOnce(&mut String), value: impl FnOnce(&mut String)) {
+        key(&mut self.packed);
         self.packed.push('\0');
         value(&mut self.packed);
         self.packed.push('\0');
+    }
+
+    /// Writes variable `key`, its value by `value`.
+    fn put_with(&mut self, key: &str, value: impl FnOnce(&mut String)) {
+        self.entry(|k| k.push_str(key), value);
     }
 
     fn put(&mut self, key: &str, value: &str) {
@@ -238,13 +243,12 @@ fn headers(map: &HeaderMap, vars: &mut Vars) {
         if name.contains('_') || name == "host" {
             continue;
         }
-        let packed = &mut vars.packed;
-        match name {
-            "content-type" => packed.push_str("CONTENT_TYPE"),
-            "content-length" => packed.push_str("CONTENT_LENGTH"),
+        let key = |key: &mut String| match name {
+            "content-type" => key.push_str("CONTENT_TYPE"),
+            "content-length" => key.push_str("CONTENT_LENGTH"),
             _ => {
-                packed.push_str("HTTP_");
-                packed.extend(name.chars().map(|c| {
+                key.push_str("HTTP_");
+                key.extend(name.chars().map(|c| {
                     if c == '-' {
                         '_'
                     } else {
@@ -252,16 +256,16 @@ fn headers(map: &HeaderMap, vars: &mut Vars) {
                     }
                 }));
             }
-        }
-        packed.push('\0');
+        };
         let separator = if name == "cookie" { "; " } else { ", " };
-        for (i, v) in map.get_all(name).iter().enumerate() {
-            if i > 0 {
-                packed.push_str(separator);
+        vars.entry(key, |value| {
+            for (i, v) in map.get_all(name).iter().enumerate() {
+                if i > 0 {
+                    value.push_str(separator);
+                }
+                latin1_into(value, v.as_bytes());
             }
-            latin1_into(packed, v.as_bytes());
-        }
-        packed.push('\0');
+        });
     }
 }
 
