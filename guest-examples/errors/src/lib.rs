@@ -22,6 +22,7 @@
 //! | `loop` | spins forever without yielding (only the host's epoch interruption stops it) |
 //! | `alloc/<MiB>` | allocates and touches that much memory, then answers 200 (to meet a route's `memory`) |
 //! | `many-headers/<n>` | a response with that many headers (the host's cap is 256) |
+//! | `alias-headers/<MiB>` | 200 headers whose values are all the same block of that size: a few bytes in the guest, 200 copies in a host that copied them before checking |
 //! | `forge-log` | exc-info, then an exception, whose text holds newlines and a fake server log line |
 //! | `huge-exc-info/<MiB>` | `start_response` with an exc-info that large, then 200 |
 //! | `empty`, `reason`, `latin1`, `status/<code>` | well-formed corner cases: no body, a custom reason phrase, a Latin-1 header, any status with a body |
@@ -319,6 +320,31 @@ impl Guest for Errors {
                 let headers: Vec<(String, String)> =
                     (0..n).map(|i| h(&format!("X-{i}"), "v")).collect();
                 respond(start_response, "200 OK", &headers, &[b"ok\n"])
+            }
+            alias if alias.starts_with("/alias-headers/") => {
+                let mib: usize = alias["/alias-headers/".len()..].parse().unwrap_or(1);
+                let block = std::mem::ManuallyDrop::new(vec![b'v'; mib << 20]);
+                // Every value points at `block`; never dropped, so never freed twice.
+                let headers = std::mem::ManuallyDrop::new(
+                    (0..200)
+                        .map(|i| {
+                            // SAFETY: `block` is ASCII and outlives these strings, which
+                            // are never dropped or written.
+                            let value = unsafe {
+                                String::from_raw_parts(
+                                    block.as_ptr().cast_mut(),
+                                    block.len(),
+                                    block.len(),
+                                )
+                            };
+                            (format!("X-{i}"), value)
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                match start_response.call("200 OK", &headers, None) {
+                    Ok(()) => Ok(body(&[b"accepted\n"], Some(start_response))),
+                    Err(e) => error_page(start_response, e),
+                }
             }
             alloc if alloc.starts_with("/alloc/") => {
                 let mib: usize = alloc["/alloc/".len()..].parse().unwrap_or(0);

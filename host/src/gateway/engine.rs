@@ -167,6 +167,10 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
     App::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
         .map_err(|e| anyhow!(e))?;
+    // Response headers are sized before they are copied into the host.
+    linker.allow_shadowing(true);
+    super::start_response::add_to_linker(&mut linker)?;
+    linker.allow_shadowing(false);
     Ok(linker)
 }
 

@@ -17,9 +17,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Frame;
 use tokio::sync::{mpsc, oneshot};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource, WasmList, WasmStr};
 
-use super::bindings::WsgiError;
+use super::bindings::{HostStartResponse, WsgiError};
 use super::output::{MAX_EXC_INFO, log_safe};
+use super::state::HostState;
 use crate::http::body::ResponseBody;
 use crate::http::close::CloseRequest;
 use crate::http::error::Failure;
@@ -422,22 +425,14 @@ fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiEr
         )
     };
 
-    if headers.len() > MAX_RESPONSE_HEADERS {
-        return Err(WsgiError::InvalidHeader(format!(
-            "{} headers: a response may have at most {MAX_RESPONSE_HEADERS}",
-            headers.len()
-        )));
-    }
-    let size = status.len()
-        + headers
-            .iter()
-            .map(|(name, value)| name.len() + value.len() + 4)
-            .sum::<usize>();
-    if size > MAX_RESPONSE_HEAD_BYTES {
-        return Err(WsgiError::InvalidHeader(format!(
-            "{size} bytes of status and headers: a response head may take at most {MAX_RESPONSE_HEAD_BYTES}"
-        )));
-    }
+    check_count(headers.len())?;
+    check_size(
+        status.len()
+            + headers
+                .iter()
+                .map(|(name, value)| header_size(name, value))
+                .sum::<usize>(),
+    )?;
     // Both bounded above: the server's own Date and Server, and the guest's lines.
     let mut map = HeaderMap::with_capacity(headers.len() + 2);
     let mut content_length: Option<u64> = None;
@@ -485,7 +480,85 @@ fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiEr
     })
 }
 
-impl super::bindings::HostStartResponse for super::state::HostState {
+fn check_count(headers: usize) -> Result<(), WsgiError> {
+    if headers > MAX_RESPONSE_HEADERS {
+        return Err(WsgiError::InvalidHeader(format!(
+            "{headers} headers: a response may have at most {MAX_RESPONSE_HEADERS}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_size(size: usize) -> Result<(), WsgiError> {
+    if size > MAX_RESPONSE_HEAD_BYTES {
+        return Err(WsgiError::InvalidHeader(format!(
+            "{size} bytes of status and headers (or more): a response head may take at most {MAX_RESPONSE_HEAD_BYTES}"
+        )));
+    }
+    Ok(())
+}
+
+/// What one header line takes in the head's bound: name, value, `: ` and CRLF.
+fn header_size(name: &str, value: &str) -> usize {
+    name.len() + value.len() + 4
+}
+
+/// Shadows the generated `start-response.call` so that the headers are copied into the host
+/// only once their count and size are known to be within the head's bounds. The canonical
+/// ABI lets every entry of the list point at the same bytes: copied first and checked
+/// after, 200 entries pointing at 16 MiB of the guest made the host copy 3.2 GiB (until
+/// wasmtime's per-call bound trapped the guest). Here they are sized where they lie, and
+/// refused with the same `invalid-header` as [`ResponseWriter::start`] gives.
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    type Params = (
+        Resource<StartResponse>,
+        String,
+        WasmList<(WasmStr, WasmStr)>,
+        Option<String>,
+    );
+    let mut types = linker.instance("cheroot:wsgi/types@0.2.0")?;
+    types.func_wrap_async(
+        "[method]start-response.call",
+        |mut store: StoreContextMut<'_, HostState>, (this, status, headers, exc_info): Params| {
+            Box::new(async move {
+                let headers = match lift_headers(&mut store, &status, &headers)? {
+                    Ok(headers) => headers,
+                    Err(refused) => return Ok((Err(refused),)),
+                };
+                let state = store.data_mut();
+                let called = HostStartResponse::call(state, this, status, headers, exc_info);
+                Ok((called.await?,))
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// The headers, copied once they fit: each is sized in the guest's memory, and copied only
+/// while the total stays within [`MAX_RESPONSE_HEAD_BYTES`].
+fn lift_headers(
+    store: &mut StoreContextMut<'_, HostState>,
+    status: &str,
+    headers: &WasmList<(WasmStr, WasmStr)>,
+) -> wasmtime::Result<Result<Vec<(String, String)>, WsgiError>> {
+    if let Err(refused) = check_count(headers.len()) {
+        return Ok(Err(refused));
+    }
+    let mut size = status.len();
+    let mut lifted = Vec::with_capacity(headers.len());
+    for i in 0..headers.len() {
+        let (name, value) = headers.get(&mut *store, i).expect("i < len")?;
+        let (name, value) = (name.to_str(&*store)?, value.to_str(&*store)?);
+        size += header_size(&name, &value);
+        if let Err(refused) = check_size(size) {
+            return Ok(Err(refused));
+        }
+        lifted.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(Ok(lifted))
+}
+
+impl HostStartResponse for HostState {
     async fn call(
         &mut self,
         this: wasmtime::component::Resource<StartResponse>,

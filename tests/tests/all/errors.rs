@@ -42,6 +42,27 @@ async fn failures_before_the_headers_are_500() {
     }
 }
 
+/// 200 header values that are all the same 16 MiB of the guest's memory: the host sizes
+/// them where they lie and refuses them as too large, copying nothing, rather than copying
+/// them one by one (3.2 GiB) until wasmtime's per-call bound traps the guest.
+#[tokio::test]
+async fn headers_that_all_point_at_the_same_bytes_are_refused_before_they_are_copied() {
+    let server = server().await;
+    let r = parse_one(&get_raw(&server, "/alias-headers/16").await);
+    assert_eq!(
+        (r.status, r.header("x-wsgi-error")),
+        (500, Some("invalid-header")),
+        "the guest gets the error value, not a trap: {}",
+        r.text()
+    );
+    assert!(
+        r.text().contains("a response head may take at most"),
+        "{}",
+        r.text()
+    );
+    server.assert_alive("/").await;
+}
+
 #[tokio::test]
 async fn host_errors_reach_the_guest_as_error_values() {
     let server = server().await;
