@@ -91,7 +91,7 @@ impl Slots {
         }
         let _waiting = Waiting(&self.waiting);
         loop {
-            if let Ok(place) = self.places.clone().try_acquire_owned() {
+            if let Some(place) = self.try_take() {
                 return Ok(place);
             }
             if !self.make_room() {
