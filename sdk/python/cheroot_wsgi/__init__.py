@@ -190,9 +190,7 @@ class Body(_application.Body):
             if self._iterator is None:
                 self._iterator = iter(self._iterable)
             while True:
-                chunk = next(self._iterator)
-                if not isinstance(chunk, (bytes, bytearray, memoryview)):
-                    raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
+                chunk = _checked(next(self._iterator))
                 if chunk:
                     return bytes(chunk)
         except StopIteration:
@@ -236,15 +234,20 @@ def _release(handles):
             pass
 
 
+def _checked(chunk):
+    """``chunk``, if it is bytes-like: PEP 3333 bodies are bytes."""
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
+    return chunk
+
+
 def _whole(sequence, handles):
     """The reply for a list or tuple, whole (neither has a ``close()``): its one chunk, or
     its chunks joined when they are small. ``None`` for large chunks, which go one by one
     (joining them would need their size again in the instance's memory)."""
     total = 0
     for chunk in sequence:
-        if not isinstance(chunk, (bytes, bytearray, memoryview)):
-            raise TypeError(f"WSGI applications must yield bytes, not {type(chunk).__name__}")
-        total += chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+        total += memoryview(_checked(chunk)).nbytes
     if len(sequence) == 1:
         ready = bytes(sequence[0])
     elif total <= _JOIN_MAX:
