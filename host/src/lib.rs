@@ -2,13 +2,14 @@
 //! sandboxed WebAssembly components, one per route, behind a PathInfoDispatcher.
 //!
 //! The crate is five layers, each a folder; a layer imports only from the layers below it
-//! (`tests/layers.rs` checks it):
+//! (`tests/layers.rs` checks it, and that no files import each other round a circle but for
+//! the one bindgen forces):
 //!
 //! | layer | owns | knows |
 //! |---|---|---|
 //! | `cli` | the command line: one file per subcommand | everything below |
 //! | `server` | listeners, TLS, connections, the per-request service, site and reload, access log, admin | hyper, rustls, sockets |
-//! | `gateway` | the engine and compile cache, pools, store state and limits, the WIT resources, one request through one instance, what a guest may reach (outbound) and keep (data) | wasmtime |
+//! | `gateway` | by room: `engine/` (engine, compile cache, linker, loader, pools), `wsgi/` (the WIT resources and the exchange they reach), `grants/` (what a guest may reach and keep: outbound, tcp, egress, data, limits), `call/` (one request through one instance, by guest kind); the `Store` state at its root | wasmtime |
 //! | `http` | protocol checks, framing, proxies, routing, the environ, failures → statuses, the response body, counters | `http` types only: no sockets, no wasmtime |
 //! | `config` | routes.toml → typed, validated data, and the value types the others consume | serde, toml |
 //!

@@ -1,8 +1,10 @@
 //! The data of every `Store<T>`: [`HostState`] (resource table, WASI and wasi:http
-//! contexts, limits, and a WSGI guest's current [`Exchange`]), and [`new_store`], which gives an instance its route's sandbox.
+//! contexts, limits, the grants' pieces, and a WSGI guest's current [`Exchange`]), and
+//! [`new_store`], which gives an instance its route's sandbox.
 //!
-//! Each exchange has a number, and the `input` and `start-response` handles carry it, so a
-//! handle that a guest keeps past its request can never touch another request's data.
+//! The rooms below never name this type: each declares what it needs of a store's data
+//! ([`WsgiView`], [`DataView`], [`GrantView`], [`TcpView`]), and it is implemented here,
+//! each a view onto the fields it owns.
 
 use std::sync::Arc;
 
@@ -13,25 +15,18 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WsgiError;
-use super::data::Data;
-use super::input::RequestBody;
-use super::limits::{CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES};
-use super::outbound::{Grant, OutboundHttp};
+use super::grants::data::{Data, DataView};
+use super::grants::limits::{
+    CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES,
+};
+use super::grants::outbound::{Grant, GrantView, OutboundHttp};
+use super::grants::tcp::{TcpSockets, TcpView};
 use super::output::{GuestOutput, OutputBudget};
-use super::start_response::ResponseWriter;
-use super::tcp::TcpSockets;
+use super::wsgi::exchange::{Exchange, WsgiView};
+use super::wsgi::input::RequestBody;
+use super::wsgi::start_response::ResponseWriter;
 use crate::config::Route;
 use crate::http::stats::RouteStats;
-
-/// One request in flight in a store.
-pub struct Exchange {
-    /// Its number; handles carry it.
-    pub id: u64,
-    /// `wsgi.input`.
-    pub input: RequestBody,
-    /// `start_response` and the response it builds.
-    pub response: ResponseWriter,
-}
 
 /// The data of every store.
 pub struct HostState {
@@ -40,7 +35,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     outbound: OutboundHttp,
     /// The guest's TCP sockets.
-    pub(super) tcp: TcpSockets,
+    tcp: TcpSockets,
     /// The route's data directories, if it has any.
     data: Option<Arc<Data>>,
     limits: CountingLimiter,
@@ -69,19 +64,10 @@ impl WasiHttpView for HostState {
 }
 
 impl HostState {
-    /// The resource table (for the host imports).
+    /// The resource table (for the WSGI call, which makes the `input` and `start-response`
+    /// handles).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
-    }
-
-    /// The route's outbound grant.
-    pub fn grant(&self) -> &Arc<Grant> {
-        self.outbound.grant()
-    }
-
-    /// The route's data directories, if it has any.
-    pub fn data(&self) -> Option<&Arc<Data>> {
-        self.data.as_ref()
     }
 
     /// Starts an exchange; returns its number.
@@ -112,14 +98,48 @@ impl HostState {
             .as_mut()
             .expect("the gateway always begins an exchange before calling the guest")
     }
+}
 
-    /// The exchange a handle belongs to, if it is still the current one; a stale handle
-    /// behaves as if its client went away.
-    pub fn exchange_for(&mut self, id: u64) -> Result<&mut Exchange, WsgiError> {
+impl WsgiView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    fn output(&self) -> &OutputBudget {
+        &self.output
+    }
+
+    fn exchange_for(&mut self, id: u64) -> Result<&mut Exchange, WsgiError> {
         self.exchange
             .as_mut()
             .filter(|e| e.id == id)
             .ok_or(WsgiError::Disconnected)
+    }
+}
+
+impl DataView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    fn data(&self) -> Option<&Arc<Data>> {
+        self.data.as_ref()
+    }
+}
+
+impl GrantView for HostState {
+    fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    fn grant(&self) -> &Arc<Grant> {
+        self.outbound.grant()
+    }
+}
+
+impl TcpView for HostState {
+    fn tcp(&mut self) -> &mut TcpSockets {
+        &mut self.tcp
     }
 }
 
@@ -138,9 +158,9 @@ pub(super) fn open_dirs(route: &Route) -> wasmtime::Result<WasiFilesystemCtx> {
 }
 
 /// A store with the route's sandbox: its env and directories (from [`open_dirs`]; `data`
-/// within its quota, [`super::data`]), the network its `outbound` grant opens (see
-/// [`super::outbound`]; nothing by default) and nothing else of the host (no inherited
-/// environment), guest output to the log, and the limits of [`super::limits`].
+/// within its quota, [`super::grants::data`]), the network its `outbound` grant opens (see
+/// [`super::grants::outbound`]; nothing by default) and nothing else of the host (no inherited
+/// environment), guest output to the log, and the limits of [`super::grants::limits`].
 pub(super) fn new_store(
     engine: &Engine,
     route: &Route,

@@ -171,6 +171,23 @@ fn check_transfer_encoding(parts: &Parts) -> Result<(), Failure> {
     }
 }
 
+/// Hop-by-hop headers: the server's alone (RFC 9110 §7.6.1). `Proxy-*` too, as wit/wsgi.wit says: an
+/// application's response may not set them, and a guest's outgoing request may not either.
+pub fn is_hop_by_hop(name: &str) -> bool {
+    const HOP: [&str; 6] = [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || name
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -100,7 +100,7 @@ impl Server {
         };
         let mut own: Vec<SocketAddr> = listeners.iter().filter_map(Listener::tcp_addr).collect();
         own.extend(admin.as_ref().and_then(|a| a.local_addr().ok()));
-        crate::gateway::outbound::set_own_listeners(&own);
+        crate::gateway::grants::outbound::set_own_listeners(&own);
         Ok(Server {
             listeners,
             admin,

@@ -84,7 +84,7 @@ impl Site {
             ),
             None => None,
         };
-        let outbound_tls = crate::gateway::egress::tls_client(outbound_ca.as_deref())?;
+        let outbound_tls = crate::gateway::grants::egress::tls_client(outbound_ca.as_deref())?;
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let started = std::time::Instant::now();

@@ -8,13 +8,13 @@ use tokio::time::{Instant, error::Elapsed};
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use super::bindings::{App, Environ, Reply, WsgiError};
+use super::super::bindings::{App, Environ, Reply, WsgiError};
+use super::super::engine::guest::Guest;
+use super::super::engine::pool::Instance;
+use super::super::state::HostState;
+use super::super::wsgi::input::{Input, RequestBody};
+use super::super::wsgi::start_response::{ResponseWriter, StartResponse};
 use super::fault::{internal, raised_failure, trap};
-use super::guest::Guest;
-use super::input::{Input, RequestBody};
-use super::pool::Instance;
-use super::start_response::{ResponseWriter, StartResponse};
-use super::state::HostState;
 use crate::http::environ::Vars;
 use crate::http::error::Failure;
 

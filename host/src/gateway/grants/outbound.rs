@@ -31,15 +31,15 @@ use wasmtime_wasi_http::{
     WasiHttpHooks,
 };
 
-use wasmtime::component::Resource;
-use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress, Network};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddress, Network};
 use wasmtime_wasi::p2::{DynPollable, Pollable, SocketError};
 use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::sockets::WasiSocketsView;
 
-use super::bindings::{HostIpNameLookup, HostResolveAddressStream};
-use super::start_response::is_hop_by_hop;
-use super::state::HostState;
+use super::super::bindings::{HostIpNameLookup, HostResolveAddressStream, View};
 use crate::config::{OutboundHost, OutboundScheme, OutboundTarget, Route};
+use crate::http::protocol::is_hop_by_hop;
 use crate::http::stats::{OutboundEvent, RouteStats};
 
 /// How long a granted name's addresses are trusted before it is resolved again.
@@ -280,7 +280,7 @@ impl Grant {
         if logged.len() < MAX_LOGGED_REFUSALS && logged.insert(target.to_owned()) {
             tracing::warn!(
                 route = %self.route,
-                target = %super::output::log_safe(target, 256),
+                target = %super::super::output::log_safe(target, 256),
                 "outbound refused: not in the route's outbound grant"
             );
         }
@@ -398,33 +398,42 @@ impl Pollable for Lookup {
     async fn ready(&mut self) {}
 }
 
-impl HostIpNameLookup for HostState {
+/// What the outbound hooks need of a store's data: the resource table and the route's
+/// grant.
+pub trait GrantView: Send + 'static {
+    /// The resource table.
+    fn table(&mut self) -> &mut ResourceTable;
+    /// The route's outbound grant.
+    fn grant(&self) -> &Arc<Grant>;
+}
+
+impl<T: GrantView> HostIpNameLookup for View<'_, T> {
     async fn resolve_addresses(
         &mut self,
         network: Resource<Network>,
         name: String,
     ) -> Result<Resource<Lookup>, SocketError> {
-        self.table().get(&network)?;
-        let grant = self.grant().clone();
+        self.0.table().get(&network)?;
+        let grant = self.0.grant().clone();
         let ips = grant.resolve(&name).await?;
-        Ok(self.table().push(Lookup(ips.into_iter()))?)
+        Ok(self.0.table().push(Lookup(ips.into_iter()))?)
     }
 }
 
-impl HostResolveAddressStream for HostState {
+impl<T: GrantView> HostResolveAddressStream for View<'_, T> {
     fn resolve_next_address(
         &mut self,
         this: Resource<Lookup>,
     ) -> Result<Option<IpAddress>, SocketError> {
-        Ok(self.table().get_mut(&this)?.0.next().map(IpAddress::from))
+        Ok(self.0.table().get_mut(&this)?.0.next().map(IpAddress::from))
     }
 
     fn subscribe(&mut self, this: Resource<Lookup>) -> wasmtime::Result<Resource<DynPollable>> {
-        wasmtime_wasi::p2::subscribe(self.table(), this)
+        wasmtime_wasi::p2::subscribe(self.0.table(), this)
     }
 
     fn drop(&mut self, this: Resource<Lookup>) -> wasmtime::Result<()> {
-        self.table().delete(this)?;
+        self.0.table().delete(this)?;
         Ok(())
     }
 }
@@ -485,22 +494,22 @@ impl WasiHttpHooks for OutboundHttp {
 /// What the host's `ip-name-lookup` needs of `wasi:sockets/network` (its error conversion),
 /// answered as wasmtime-wasi answers it; the linker keeps wasmtime-wasi's own network
 /// functions.
-impl wasmtime_wasi::p2::bindings::sockets::network::Host for HostState {
+impl<T: GrantView + WasiSocketsView> network::Host for View<'_, T> {
     fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-        wasmtime_wasi::sockets::WasiSocketsView::sockets(self).convert_error_code(error)
+        self.0.sockets().convert_error_code(error)
     }
 
     fn network_error_code(
         &mut self,
         err: Resource<wasmtime::Error>,
     ) -> wasmtime::Result<Option<ErrorCode>> {
-        wasmtime_wasi::sockets::WasiSocketsView::sockets(self).network_error_code(err)
+        self.0.sockets().network_error_code(err)
     }
 }
 
-impl wasmtime_wasi::p2::bindings::sockets::network::HostNetwork for HostState {
+impl<T: GrantView> network::HostNetwork for View<'_, T> {
     fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
-        self.table().delete(this)?;
+        self.0.table().delete(this)?;
         Ok(())
     }
 }

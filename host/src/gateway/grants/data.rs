@@ -2,7 +2,7 @@
 //! `data-quota`, and used by one of the route's requests at a time.
 //!
 //! - **Opened once.** [`Data::open`] creates the directories if missing, at start-up (and on
-//!   reload); the instances get them as read-write preopens ([`super::state::open_dirs`]).
+//!   reload); the instances get them as read-write preopens (`gateway::state::open_dirs`).
 //! - **One request at a time.** A guest's SQLite cannot lock a file against another
 //!   instance: under WASI its locks (dot-files at best) are not shared with other instances,
 //!   and a lock left by an instance the host killed would hold for ever. So each request of
@@ -34,14 +34,13 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::sync::OwnedMutexGuard;
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
     self as fs, DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
 use wasmtime_wasi::p2::{DynOutputStream, StreamError};
 
-use super::state::HostState;
 use super::watched::Watched;
 use crate::config::Route;
 
@@ -51,6 +50,15 @@ pub const ENTRY_BYTES: u64 = 4096;
 /// count that took 50 µs, the next may come 500 µs later, after one that took 100 ms, a
 /// second later.
 const COUNT_SHARE: u32 = 10;
+
+/// What the quota's hooks need of a store's data: wasmtime-wasi's filesystem, the
+/// resource table, and the route's directories.
+pub trait DataView: WasiFilesystemView + 'static {
+    /// The resource table.
+    fn table(&mut self) -> &mut ResourceTable;
+    /// The route's data directories, if it has any.
+    fn data(&self) -> Option<&Arc<Data>>;
+}
 
 /// A route's data directories and what its guest keeps there.
 pub struct Data {
@@ -300,7 +308,10 @@ fn is_sqlite_database(file: &Path) -> bool {
 }
 
 /// The size of the file behind `fd`, if it is one.
-fn file_size(state: &mut HostState, fd: &Resource<Descriptor>) -> wasmtime::Result<Option<u64>> {
+fn file_size(
+    state: &mut impl DataView,
+    fd: &Resource<Descriptor>,
+) -> wasmtime::Result<Option<u64>> {
     Ok(match state.table().get(fd)? {
         Descriptor::File(f) => f.file.metadata().ok().map(|m| m.len()),
         Descriptor::Dir(_) => None,
@@ -312,7 +323,7 @@ fn no_space() -> std::io::Error {
     std::io::Error::from_raw_os_error(libc::ENOSPC)
 }
 
-type Store<'a> = StoreContextMut<'a, HostState>;
+type Store<'a, T> = StoreContextMut<'a, T>;
 
 /// Runs `$call` if `$bytes` more fit the route's quota, and answers the guest as [`finish`].
 macro_rules! charged {
@@ -331,11 +342,11 @@ type FsOutcome<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 /// Shadows the `wasi:filesystem/types` methods that take space (writes, `set-size`, and
 /// what creates an entry), so they are charged to the route's quota; every other method,
 /// and these once charged, are wasmtime-wasi's.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: DataView>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     let mut types = linker.instance("wasi:filesystem/types@0.2.12")?;
     types.func_wrap_async(
         "[method]descriptor.write",
-        |mut store: Store<'_>, (fd, buf, offset): (Resource<Descriptor>, Vec<u8>, u64)| {
+        |mut store: Store<'_, T>, (fd, buf, offset): (Resource<Descriptor>, Vec<u8>, u64)| {
             Box::new(async move {
                 let state = store.data_mut();
                 let growth = match file_size(state, &fd)? {
@@ -350,7 +361,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap_async(
         "[method]descriptor.set-size",
-        |mut store: Store<'_>, (fd, size): (Resource<Descriptor>, u64)| {
+        |mut store: Store<'_, T>, (fd, size): (Resource<Descriptor>, u64)| {
             Box::new(async move {
                 let state = store.data_mut();
                 let growth = file_size(state, &fd)?.map_or(0, |now| size.saturating_sub(now));
@@ -362,7 +373,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap_async(
         "[method]descriptor.open-at",
-        |mut store: Store<'_>,
+        |mut store: Store<'_, T>,
          (fd, path_flags, path, open, flags): (
             Resource<Descriptor>,
             PathFlags,
@@ -393,7 +404,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap_async(
         "[method]descriptor.create-directory-at",
-        |mut store: Store<'_>, (fd, path): (Resource<Descriptor>, String)| {
+        |mut store: Store<'_, T>, (fd, path): (Resource<Descriptor>, String)| {
             Box::new(async move {
                 let state = store.data_mut();
                 charged!(state, ENTRY_BYTES, {
@@ -404,7 +415,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap_async(
         "[method]descriptor.symlink-at",
-        |mut store: Store<'_>, (fd, old, new): (Resource<Descriptor>, String, String)| {
+        |mut store: Store<'_, T>, (fd, old, new): (Resource<Descriptor>, String, String)| {
             Box::new(async move {
                 let state = store.data_mut();
                 charged!(state, ENTRY_BYTES, {
@@ -415,7 +426,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap_async(
         "[method]descriptor.link-at",
-        |mut store: Store<'_>,
+        |mut store: Store<'_, T>,
          (fd, flags, old, to, new): (
             Resource<Descriptor>,
             PathFlags,
@@ -434,12 +445,12 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap(
         "[method]descriptor.write-via-stream",
-        |mut store: Store<'_>, (fd, offset): (Resource<Descriptor>, u64)| {
+        |mut store: Store<'_, T>, (fd, offset): (Resource<Descriptor>, u64)| {
             let state = store.data_mut();
             let file = Resource::new_borrow(fd.rep());
             let stream = HostDescriptor::write_via_stream(&mut state.filesystem(), fd, offset);
             let stream = match stream {
-                Ok(stream) => Ok(state.quota_stream(&file, stream, Some(offset))?),
+                Ok(stream) => Ok(quota_stream(state, &file, stream, Some(offset))?),
                 Err(e) => Err(e),
             };
             finish(state, stream, None)
@@ -447,12 +458,12 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     types.func_wrap(
         "[method]descriptor.append-via-stream",
-        |mut store: Store<'_>, (fd,): (Resource<Descriptor>,)| {
+        |mut store: Store<'_, T>, (fd,): (Resource<Descriptor>,)| {
             let state = store.data_mut();
             let file = Resource::new_borrow(fd.rep());
             let stream = HostDescriptor::append_via_stream(&mut state.filesystem(), fd);
             let stream = match stream {
-                Ok(stream) => Ok(state.quota_stream(&file, stream, None)?),
+                Ok(stream) => Ok(quota_stream(state, &file, stream, None)?),
                 Err(e) => Err(e),
             };
             finish(state, stream, None)
@@ -463,7 +474,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
 
 /// A shadowed method's result as the guest gets it; a charge for what failed is given back.
 fn finish<T>(
-    state: &mut HostState,
+    state: &mut impl DataView,
     result: Result<T, wasmtime_wasi::p2::FsError>,
     charged: Option<u64>,
 ) -> FsOutcome<T> {
@@ -494,35 +505,33 @@ async fn charge(
     }
 }
 
-impl HostState {
-    /// Puts `stream` (writing `fd`'s file, from `at`, or appending) behind the route's
-    /// quota: each write is charged what it grows the file by.
-    fn quota_stream(
-        &mut self,
-        fd: &Resource<Descriptor>,
-        stream: Resource<DynOutputStream>,
-        mut at: Option<u64>,
-    ) -> wasmtime::Result<Resource<DynOutputStream>> {
-        let (Some(data), Descriptor::File(file)) = (self.data().cloned(), self.table().get(fd)?)
-        else {
-            return Ok(stream);
-        };
-        let file = file.file.clone();
-        let before = move |bytes: &Bytes| {
-            // The stream takes a write only when the last one is done (`check-write`), so
-            // the file's size now is what this write extends.
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let end = at.unwrap_or(size).saturating_add(bytes.len() as u64);
-            if !data.charge(end.saturating_sub(size)) {
-                return Err(StreamError::LastOperationFailed(no_space().into()));
-            }
-            if let Some(at) = &mut at {
-                *at = end;
-            }
-            Ok(())
-        };
-        let inner = self.table().delete(stream)?;
-        let stream: DynOutputStream = Box::new(Watched { inner, before });
-        Ok(self.table().push(stream)?)
-    }
+/// Puts `stream` (writing `fd`'s file, from `at`, or appending) behind the route's
+/// quota: each write is charged what it grows the file by.
+fn quota_stream(
+    state: &mut impl DataView,
+    fd: &Resource<Descriptor>,
+    stream: Resource<DynOutputStream>,
+    mut at: Option<u64>,
+) -> wasmtime::Result<Resource<DynOutputStream>> {
+    let (Some(data), Descriptor::File(file)) = (state.data().cloned(), state.table().get(fd)?)
+    else {
+        return Ok(stream);
+    };
+    let file = file.file.clone();
+    let before = move |bytes: &Bytes| {
+        // The stream takes a write only when the last one is done (`check-write`), so
+        // the file's size now is what this write extends.
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let end = at.unwrap_or(size).saturating_add(bytes.len() as u64);
+        if !data.charge(end.saturating_sub(size)) {
+            return Err(StreamError::LastOperationFailed(no_space().into()));
+        }
+        if let Some(at) = &mut at {
+            *at = end;
+        }
+        Ok(())
+    };
+    let inner = state.table().delete(stream)?;
+    let stream: DynOutputStream = Box::new(Watched { inner, before });
+    Ok(state.table().push(stream)?)
 }

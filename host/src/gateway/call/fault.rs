@@ -1,7 +1,7 @@
 //! A guest's failures as the gateway reports them: a trap (with its wasm backtrace), an
 //! exception it raised, or a host error, each made safe for the log.
 
-use super::output::{MAX_FAILURE_TEXT, log_safe};
+use super::super::output::{MAX_FAILURE_TEXT, log_safe};
 use crate::http::error::Failure;
 
 /// A trap from wasmtime: the trap itself first, then the wasm backtrace when there is one

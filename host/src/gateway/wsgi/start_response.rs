@@ -7,7 +7,7 @@
 //! second response), and which statuses carry no body. It hands the finished head to the
 //! waiting hyper service through a oneshot and the body chunks through a bounded channel,
 //! so a guest that writes faster than the client reads waits (backpressure). It does not
-//! decide statuses for failures ([`crate::http::error`]) nor call the guest ([`super::call`]).
+//! decide statuses for failures ([`crate::http::error`]) nor call the guest (`super::run`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,15 +17,12 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use http_body::Frame;
 use tokio::sync::{mpsc, oneshot};
-use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, Resource, WasmList, WasmStr};
 
-use super::bindings::{HostStartResponse, WsgiError};
-use super::output::{MAX_EXC_INFO, log_safe};
-use super::state::HostState;
+use super::super::bindings::WsgiError;
 use crate::http::body::ResponseBody;
 use crate::http::close::CloseRequest;
 use crate::http::error::Failure;
+use crate::http::protocol::is_hop_by_hop;
 
 /// The host side of one WIT `start-response` handle: which exchange it belongs to.
 #[derive(Debug)]
@@ -46,7 +43,7 @@ pub const MAX_RESPONSE_HEADERS: usize = 256;
 /// separators), as for a request's `max-header-size`.
 pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 << 10;
 /// How much of a guest's status or header name an error message quotes.
-const QUOTE_MAX: usize = 64;
+pub(super) const QUOTE_MAX: usize = 64;
 
 /// A validated status line and headers, not yet sent.
 #[derive(Debug, Clone)]
@@ -356,22 +353,6 @@ impl Head {
     }
 }
 
-/// Hop-by-hop headers: the server's alone (RFC 9110 §7.6.1). `Proxy-*` too, as the WIT says.
-pub(super) fn is_hop_by_hop(name: &str) -> bool {
-    const HOP: [&str; 6] = [
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-    ];
-    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
-}
-
 /// RFC 9110 §5.6.2 `tchar`.
 fn is_tchar(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
@@ -480,7 +461,7 @@ fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiEr
     })
 }
 
-fn check_count(headers: usize) -> Result<(), WsgiError> {
+pub(super) fn check_count(headers: usize) -> Result<(), WsgiError> {
     if headers > MAX_RESPONSE_HEADERS {
         return Err(WsgiError::InvalidHeader(format!(
             "{headers} headers: a response may have at most {MAX_RESPONSE_HEADERS}"
@@ -489,7 +470,7 @@ fn check_count(headers: usize) -> Result<(), WsgiError> {
     Ok(())
 }
 
-fn check_size(size: usize) -> Result<(), WsgiError> {
+pub(super) fn check_size(size: usize) -> Result<(), WsgiError> {
     if size > MAX_RESPONSE_HEAD_BYTES {
         return Err(WsgiError::InvalidHeader(format!(
             "{size} bytes of status and headers (or more): a response head may take at most {MAX_RESPONSE_HEAD_BYTES}"
@@ -499,114 +480,9 @@ fn check_size(size: usize) -> Result<(), WsgiError> {
 }
 
 /// What one header line takes in the head's bound: name, value, `: ` and CRLF.
-fn header_size(name: &str, value: &str) -> usize {
+pub(super) fn header_size(name: &str, value: &str) -> usize {
     name.len() + value.len() + 4
 }
-
-/// Shadows the generated `start-response.call` so that the headers are copied into the host
-/// only once their count and size are known to be within the head's bounds. The canonical
-/// ABI lets every entry of the list point at the same bytes: copied first and checked
-/// after, 200 entries pointing at 16 MiB of the guest made the host copy 3.2 GiB (until
-/// wasmtime's per-call bound trapped the guest). Here they are sized where they lie, and
-/// refused with the same `invalid-header` as [`ResponseWriter::start`] gives.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
-    type Params = (
-        Resource<StartResponse>,
-        String,
-        WasmList<(WasmStr, WasmStr)>,
-        Option<String>,
-    );
-    let mut types = linker.instance("cheroot:wsgi/types@0.2.0")?;
-    types.func_wrap_async(
-        "[method]start-response.call",
-        |mut store: StoreContextMut<'_, HostState>, (this, status, headers, exc_info): Params| {
-            Box::new(async move {
-                let headers = match lift_headers(&mut store, &status, &headers)? {
-                    Ok(headers) => headers,
-                    Err(refused) => return Ok((Err(refused),)),
-                };
-                let state = store.data_mut();
-                let called = HostStartResponse::call(state, this, status, headers, exc_info);
-                Ok((called.await?,))
-            })
-        },
-    )?;
-    Ok(())
-}
-
-/// The headers, copied once they fit: each is sized in the guest's memory, and copied only
-/// while the total stays within [`MAX_RESPONSE_HEAD_BYTES`].
-fn lift_headers(
-    store: &mut StoreContextMut<'_, HostState>,
-    status: &str,
-    headers: &WasmList<(WasmStr, WasmStr)>,
-) -> wasmtime::Result<Result<Vec<(String, String)>, WsgiError>> {
-    if let Err(refused) = check_count(headers.len()) {
-        return Ok(Err(refused));
-    }
-    let mut size = status.len();
-    let mut lifted = Vec::with_capacity(headers.len());
-    for i in 0..headers.len() {
-        let (name, value) = headers.get(&mut *store, i).expect("i < len")?;
-        let (name, value) = (name.to_str(&*store)?, value.to_str(&*store)?);
-        size += header_size(&name, &value);
-        if let Err(refused) = check_size(size) {
-            return Ok(Err(refused));
-        }
-        lifted.push((name.into_owned(), value.into_owned()));
-    }
-    Ok(Ok(lifted))
-}
-
-impl HostStartResponse for HostState {
-    async fn call(
-        &mut self,
-        this: wasmtime::component::Resource<StartResponse>,
-        status: String,
-        headers: Vec<(String, String)>,
-        exc_info: Option<String>,
-    ) -> wasmtime::Result<Result<(), WsgiError>> {
-        let id = self.table().get(&this)?.exchange;
-        if let Some(exc_info) = &exc_info
-            && self.output().take_line(exc_info.len().min(MAX_EXC_INFO))
-        {
-            tracing::warn!(
-                exc_info = %log_safe(exc_info, MAX_EXC_INFO),
-                status = %log_safe(&status, QUOTE_MAX),
-                "application called start_response with exc_info"
-            );
-        }
-        let exchange = match self.exchange_for(id) {
-            Ok(exchange) => exchange,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(exchange
-            .response
-            .start(&status, headers, exc_info.as_deref()))
-    }
-
-    async fn write(
-        &mut self,
-        this: wasmtime::component::Resource<StartResponse>,
-        data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), WsgiError>> {
-        let id = self.table().get(&this)?.exchange;
-        Ok(match self.exchange_for(id) {
-            Ok(exchange) => exchange.response.write(data).await,
-            Err(e) => Err(e),
-        })
-    }
-
-    async fn drop(
-        &mut self,
-        this: wasmtime::component::Resource<StartResponse>,
-    ) -> wasmtime::Result<()> {
-        self.table().delete(this)?;
-        Ok(())
-    }
-}
-
-impl super::bindings::Host for super::state::HostState {}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,11 @@
 //! One exchange: a request through one instance of its route's guest.
 //!
-//! An instance is leased from the route's pool, the guest is run — [`super::wsgi`] or
-//! [`super::wasi_http`], by its kind — inside the route's wall-clock budget, and whatever
+//! - here: the exchange, top to bottom;
+//! - [`wsgi`] and [`wasi_http`]: the guest run, by its kind;
+//! - [`fault`]: a guest's trap or exception as a failure.
+//!
+//! An instance is leased from the route's pool, the guest is run — [`wsgi`] or
+//! [`wasi_http`], by its kind — inside the route's wall-clock budget, and whatever
 //! happened is settled here, once: success, guest failure, timeout, client gone. The writer
 //! sends the head or the failure, the figures and logs are written, and the instance goes
 //! back to the pool only if it finished cleanly. [`respond`] drives the exchange inside the
@@ -16,9 +20,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::input::{BodyFailure, LimitedBody, RequestBody};
-use super::pool::Pool;
-use super::start_response::{Outcome, ResponseWriter};
+pub(crate) mod fault;
+pub(crate) mod wasi_http;
+pub(crate) mod wsgi;
+
+use super::engine::pool::Pool;
+use super::wsgi::input::{BodyFailure, LimitedBody, RequestBody};
+use super::wsgi::start_response::{Outcome, ResponseWriter};
 use crate::config::Route;
 use crate::http::close::CloseRequest;
 use crate::http::error::Failure;
@@ -145,11 +153,11 @@ async fn exchange(
     let (result, mut writer) = match request {
         Request::Wsgi(vars) => {
             let input = RequestBody::new(input);
-            super::wsgi::run(instance, vars, input, writer, lease.deadline).await
+            wsgi::run(instance, vars, input, writer, lease.deadline).await
         }
         Request::WasiHttp(head) => {
             let request = head.map(|()| input);
-            super::wasi_http::run(instance, request, writer, lease.deadline).await
+            wasi_http::run(instance, request, writer, lease.deadline).await
         }
     };
     let guest_time = guest_started.elapsed();

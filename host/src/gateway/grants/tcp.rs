@@ -32,11 +32,17 @@ use wasmtime_wasi::p2::{
 };
 use wasmtime_wasi::sockets::WasiSocketsView;
 
-use super::bindings::HostTcpCreateSocket;
-use super::outbound::OpenConnection;
-use super::state::HostState;
+use super::super::bindings::{HostTcpCreateSocket, View};
+use super::outbound::{GrantView, OpenConnection};
 use super::watched::Watched;
 use crate::http::stats::RouteStats;
+
+/// What the TCP hooks need of a store's data: the outbound hooks' (the resource table, the
+/// grant), wasmtime-wasi's sockets and the instance's own.
+pub trait TcpView: GrantView + WasiSocketsView {
+    /// The instance's TCP sockets.
+    fn tcp(&mut self) -> &mut TcpSockets;
+}
 
 /// An instance's TCP sockets, by handle.
 #[derive(Default)]
@@ -82,154 +88,148 @@ impl TcpSockets {
 }
 
 /// `create-tcp-socket`, within the route's `max-outbound-connections`.
-impl HostTcpCreateSocket for HostState {
+impl<T: TcpView> HostTcpCreateSocket for View<'_, T> {
     fn create_tcp_socket(
         &mut self,
         family: IpAddressFamily,
     ) -> Result<Resource<TcpSocket>, SocketError> {
-        let Some(open) = self.grant().open_connection() else {
+        let Some(open) = self.0.grant().open_connection() else {
             return Err(ErrorCode::NewSocketLimit.into());
         };
-        let socket = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets(), family)?;
-        self.tcp.open.insert(socket.rep(), open);
+        let socket = tcp_create_socket::Host::create_tcp_socket(&mut self.0.sockets(), family)?;
+        self.0.tcp().open.insert(socket.rep(), open);
         Ok(socket)
     }
 }
 
-impl HostState {
-    /// The guest dropped a TCP socket: closed, and no longer counted.
-    fn close_tcp_socket(&mut self, rep: u32) -> wasmtime::Result<()> {
-        let socket = self.table().delete(Resource::<TcpSocket>::new_own(rep))?;
-        drop(socket);
-        self.tcp.connected(rep);
-        self.tcp.open.remove(&rep);
+/// The guest dropped a TCP socket: closed, and no longer counted.
+fn close_tcp_socket(state: &mut impl TcpView, rep: u32) -> wasmtime::Result<()> {
+    let socket = state.table().delete(Resource::<TcpSocket>::new_own(rep))?;
+    drop(socket);
+    state.tcp().connected(rep);
+    state.tcp().open.remove(&rep);
+    Ok(())
+}
+
+/// A connected socket's streams, counted for the route (children of the socket still).
+fn metered(
+    state: &mut impl TcpView,
+    socket: u32,
+    input: Resource<DynInputStream>,
+    output: Resource<DynOutputStream>,
+) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+    let stats = state.grant().stats().clone();
+    let parent = Resource::<TcpSocket>::new_borrow(socket);
+    let inner = state.table().delete(input)?;
+    let input: DynInputStream = Box::new(Metered {
+        inner,
+        stats: stats.clone(),
+    });
+    let input = state.table().push_child(input, &parent)?;
+    let inner = state.table().delete(output)?;
+    let before = move |bytes: &Bytes| {
+        stats.outbound_sent(bytes.len() as u64);
         Ok(())
-    }
+    };
+    let output: DynOutputStream = Box::new(Watched { inner, before });
+    let output = state.table().push_child(output, &parent)?;
+    Ok((input, output))
+}
 
-    /// A connected socket's streams, counted for the route (children of the socket still).
-    fn metered(
-        &mut self,
-        socket: u32,
-        input: Resource<DynInputStream>,
-        output: Resource<DynOutputStream>,
-    ) -> wasmtime::Result<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-        let stats = self.grant().stats().clone();
-        let parent = Resource::<TcpSocket>::new_borrow(socket);
-        let inner = self.table().delete(input)?;
-        let input: DynInputStream = Box::new(Metered {
-            inner,
-            stats: stats.clone(),
-        });
-        let input = self.table().push_child(input, &parent)?;
-        let inner = self.table().delete(output)?;
-        let before = move |bytes: &Bytes| {
-            stats.outbound_sent(bytes.len() as u64);
-            Ok(())
-        };
-        let output: DynOutputStream = Box::new(Watched { inner, before });
-        let output = self.table().push_child(output, &parent)?;
-        Ok((input, output))
-    }
+/// A socket whose connect timed out: its state replaced by a new socket's of the same
+/// family, which drops (and so abandons) the connect in progress.
+fn abandon_connect(state: &mut impl TcpView, rep: u32) -> wasmtime::Result<()> {
+    let this = || Resource::<TcpSocket>::new_borrow(rep);
+    let family = HostTcpSocket::address_family(&mut state.sockets(), this())?;
+    let fresh = tcp_create_socket::Host::create_tcp_socket(&mut state.sockets(), family)
+        .map_err(|e| wasmtime::format_err!("replacing a timed-out socket: {e:?}"))?;
+    let fresh = state.table().delete(fresh)?;
+    *state.table().get_mut(&this())? = fresh;
+    Ok(())
+}
 
-    fn sockets(&mut self) -> wasmtime_wasi::sockets::WasiSocketsCtxView<'_> {
-        WasiSocketsView::sockets(self)
-    }
+/// A socket error as the guest sees it.
+fn socket_error(state: &mut impl TcpView, error: SocketError) -> wasmtime::Result<ErrorCode> {
+    wasmtime_wasi::p2::bindings::sockets::network::Host::convert_error_code(
+        &mut state.sockets(),
+        error,
+    )
+}
 
-    /// A socket whose connect timed out: its state replaced by a new socket's of the same
-    /// family, which drops (and so abandons) the connect in progress.
-    fn abandon_connect(&mut self, rep: u32) -> wasmtime::Result<()> {
-        let this = || Resource::<TcpSocket>::new_borrow(rep);
-        let family = HostTcpSocket::address_family(&mut self.sockets(), this())?;
-        let fresh = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets(), family)
-            .map_err(|e| wasmtime::format_err!("replacing a timed-out socket: {e:?}"))?;
-        let fresh = self.table().delete(fresh)?;
-        *self.table().get_mut(&this())? = fresh;
-        Ok(())
+/// `list` waited on, as `poll` does: at most until the earliest connect deadline among
+/// them, after which those sockets' pollables are ready.
+async fn poll_watched(
+    state: &mut impl TcpView,
+    list: Vec<Resource<DynPollable>>,
+) -> wasmtime::Result<Vec<u32>> {
+    if state.tcp().pollables.is_empty() {
+        return io_poll::Host::poll(state.table(), list).await;
     }
-
-    /// A socket error as the guest sees it.
-    fn socket_error(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
-        wasmtime_wasi::p2::bindings::sockets::network::Host::convert_error_code(
-            &mut self.sockets(),
-            error,
-        )
+    let reps: Vec<u32> = list.iter().map(Resource::rep).collect();
+    let (expired, next) = state.tcp().watch(&reps);
+    if !expired.is_empty() {
+        return Ok(expired);
     }
-
-    /// `list` waited on, as `poll` does: at most until the earliest connect deadline among
-    /// them, after which those sockets' pollables are ready.
-    async fn poll_watched(
-        &mut self,
-        list: Vec<Resource<DynPollable>>,
-    ) -> wasmtime::Result<Vec<u32>> {
-        if self.tcp.pollables.is_empty() {
-            return io_poll::Host::poll(self.table(), list).await;
-        }
-        let reps: Vec<u32> = list.iter().map(Resource::rep).collect();
-        let (expired, next) = self.tcp.watch(&reps);
-        if !expired.is_empty() {
-            return Ok(expired);
-        }
-        let Some(deadline) = next else {
-            return io_poll::Host::poll(self.table(), list).await;
-        };
-        match tokio::time::timeout_at(deadline, io_poll::Host::poll(self.table(), list)).await {
-            Ok(ready) => ready,
-            Err(_elapsed) => Ok(self.tcp.watch(&reps).0),
-        }
+    let Some(deadline) = next else {
+        return io_poll::Host::poll(state.table(), list).await;
+    };
+    match tokio::time::timeout_at(deadline, io_poll::Host::poll(state.table(), list)).await {
+        Ok(ready) => ready,
+        Err(_elapsed) => Ok(state.tcp().watch(&reps).0),
     }
 }
 
-type Store<'a> = StoreContextMut<'a, HostState>;
+type Store<'a, T> = StoreContextMut<'a, T>;
 
 /// Shadows what the host hooks into: the socket's drop, `start-connect`, `finish-connect`
 /// and `subscribe`, and `wasi:io/poll`'s `poll` and `pollable.block`.
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+pub fn add_to_linker<T: TcpView>(linker: &mut Linker<T>) -> anyhow::Result<()> {
     let mut tcp = linker.instance("wasi:sockets/tcp@0.2.12")?;
     tcp.resource(
         "tcp-socket",
         ResourceType::host::<TcpSocket>(),
-        |mut store, rep| store.data_mut().close_tcp_socket(rep),
+        |mut store, rep| close_tcp_socket(store.data_mut(), rep),
     )?;
     tcp.func_wrap(
         "[method]tcp-socket.start-connect",
-        |mut store: Store<'_>,
+        |mut store: Store<'_, T>,
          (this, network, address): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             let state = store.data_mut();
             let rep = this.rep();
             match HostTcpSocket::start_connect(&mut state.sockets(), this, network, address) {
                 Ok(()) => {
                     let deadline = Instant::now() + state.grant().connect_timeout();
-                    state.tcp.connecting.insert(rep, (deadline, false));
+                    state.tcp().connecting.insert(rep, (deadline, false));
                     Ok((Ok(()),))
                 }
-                Err(e) => Ok((Err(state.socket_error(e)?),)),
+                Err(e) => Ok((Err(socket_error(state, e)?),)),
             }
         },
     )?;
     tcp.func_wrap(
         "[method]tcp-socket.finish-connect",
-        |mut store: Store<'_>, (this,): (Resource<TcpSocket>,)| {
+        |mut store: Store<'_, T>, (this,): (Resource<TcpSocket>,)| {
             let state = store.data_mut();
             let rep = this.rep();
             if state
-                .tcp
+                .tcp()
                 .connecting
                 .get(&rep)
                 .is_some_and(|(_, passed)| *passed)
             {
-                state.tcp.connected(rep);
-                state.abandon_connect(rep)?;
+                state.tcp().connected(rep);
+                abandon_connect(state, rep)?;
                 return Ok((Err(ErrorCode::Timeout),));
             }
             match HostTcpSocket::finish_connect(&mut state.sockets(), this) {
                 Ok((input, output)) => {
-                    state.tcp.connected(rep);
-                    Ok((Ok(state.metered(rep, input, output)?),))
+                    state.tcp().connected(rep);
+                    Ok((Ok(metered(state, rep, input, output)?),))
                 }
                 Err(e) => {
-                    let code = state.socket_error(e)?;
+                    let code = socket_error(state, e)?;
                     if code != ErrorCode::WouldBlock {
-                        state.tcp.connected(rep);
+                        state.tcp().connected(rep);
                     }
                     Ok((Err(code),))
                 }
@@ -238,12 +238,12 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     )?;
     tcp.func_wrap(
         "[method]tcp-socket.subscribe",
-        |mut store: Store<'_>, (this,): (Resource<TcpSocket>,)| {
+        |mut store: Store<'_, T>, (this,): (Resource<TcpSocket>,)| {
             let state = store.data_mut();
             let rep = this.rep();
             let pollable = HostTcpSocket::subscribe(&mut state.sockets(), this)?;
-            if state.tcp.connecting.contains_key(&rep) {
-                state.tcp.pollables.insert(pollable.rep(), rep);
+            if state.tcp().connecting.contains_key(&rep) {
+                state.tcp().pollables.insert(pollable.rep(), rep);
             }
             Ok((pollable,))
         },
@@ -251,15 +251,15 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     let mut poll = linker.instance("wasi:io/poll@0.2.12")?;
     poll.func_wrap_async(
         "poll",
-        |mut store: Store<'_>, (list,): (Vec<Resource<DynPollable>>,)| {
-            Box::new(async move { Ok((store.data_mut().poll_watched(list).await?,)) })
+        |mut store: Store<'_, T>, (list,): (Vec<Resource<DynPollable>>,)| {
+            Box::new(async move { Ok((poll_watched(store.data_mut(), list).await?,)) })
         },
     )?;
     poll.func_wrap_async(
         "[method]pollable.block",
-        |mut store: Store<'_>, (this,): (Resource<DynPollable>,)| {
+        |mut store: Store<'_, T>, (this,): (Resource<DynPollable>,)| {
             Box::new(async move {
-                store.data_mut().poll_watched(vec![this]).await?;
+                poll_watched(store.data_mut(), vec![this]).await?;
                 Ok(())
             })
         },

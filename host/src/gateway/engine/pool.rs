@@ -1,7 +1,7 @@
 //! Instances of a route's component: [`Pool`] lends them to requests. Warm ones are reused
 //! request after request (WSGI's model: the application object lives on), fresh ones serve
 //! one request. [`Slots`] bounds the instances alive at once across every route
-//! (`max-instances`). The store each instance runs in is [`super::state`]'s.
+//! (`max-instances`). The store each instance runs in is [`super::super::state`]'s.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::Store;
-
-use super::guest::{Guest, GuestPre, Kind};
-use super::outbound::Grant;
-use super::output::{MAX_FAILURE_TEXT, log_safe};
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 
-use super::data::{Data, DataLease};
-use super::state::{HostState, new_store, open_dirs};
+use super::super::grants::data::{Data, DataLease};
+use super::super::grants::outbound::Grant;
+use super::super::output::{MAX_FAILURE_TEXT, log_safe};
+use super::super::state::{HostState, new_store, open_dirs};
+use super::guest::{Guest, GuestPre, Kind};
 use crate::config::{DEFAULT_MAX_QUEUE, InstanceModel, Route};
 use crate::http::environ::Concurrency;
 use crate::http::error::Failure;

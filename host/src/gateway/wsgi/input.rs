@@ -19,7 +19,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-use super::bindings::WsgiError;
+use super::super::bindings::WsgiError;
 
 /// The host side of one WIT `input` handle: which request it belongs to.
 ///
@@ -245,36 +245,5 @@ impl From<BodyFailure> for WsgiError {
             BodyFailure::Malformed => WsgiError::Disconnected,
             BodyFailure::TooLarge => WsgiError::RequestBodyTooLarge,
         }
-    }
-}
-
-impl super::bindings::HostInput for super::state::HostState {
-    async fn read(
-        &mut self,
-        this: wasmtime::component::Resource<Input>,
-        max: u64,
-    ) -> wasmtime::Result<Result<Vec<u8>, WsgiError>> {
-        let id = self.table().get(&this)?.exchange;
-        Ok(match self.exchange_for(id) {
-            Ok(exchange) => exchange.input.read(max).await,
-            Err(e) => Err(e),
-        })
-    }
-
-    async fn read_line(
-        &mut self,
-        this: wasmtime::component::Resource<Input>,
-        max: u64,
-    ) -> wasmtime::Result<Result<Vec<u8>, WsgiError>> {
-        let id = self.table().get(&this)?.exchange;
-        Ok(match self.exchange_for(id) {
-            Ok(exchange) => exchange.input.read_line(max).await,
-            Err(e) => Err(e),
-        })
-    }
-
-    async fn drop(&mut self, this: wasmtime::component::Resource<Input>) -> wasmtime::Result<()> {
-        self.table().delete(this)?;
-        Ok(())
     }
 }

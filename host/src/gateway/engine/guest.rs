@@ -8,8 +8,8 @@ use std::fmt;
 
 use wasmtime::Store;
 
-use super::bindings::{App, AppPre, Proxy, ProxyPre};
-use super::state::HostState;
+use super::super::bindings::{App, AppPre, Proxy, ProxyPre};
+use super::super::state::HostState;
 
 /// What kind of guest a component is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,12 +23,12 @@ use tokio::time::{Instant, error::Elapsed};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::bindings::{ErrorCode, Scheme, WsgiError};
+use super::super::bindings::{ErrorCode, Scheme, WsgiError};
+use super::super::engine::guest::Guest;
+use super::super::engine::pool::Instance;
+use super::super::wsgi::input::{BodyFailure, LimitedBody};
+use super::super::wsgi::start_response::ResponseWriter;
 use super::fault::{internal, raised_failure, trap};
-use super::guest::Guest;
-use super::input::{BodyFailure, LimitedBody};
-use super::pool::Instance;
-use super::start_response::ResponseWriter;
 use crate::http::error::Failure;
 
 /// What the guest's `response-outparam.set` sends.
