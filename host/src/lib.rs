@@ -23,8 +23,8 @@
 //! the server listens; a reload builds a new site the same way and swaps it in.
 //!
 //! `host/embed/` holds links to the files the binary embeds (the WIT contract, the Python
-//! adapter, the Rust SDK and the JavaScript template's files), so a packaged crate carries
-//! them.
+//! adapter and import scan, the Rust SDK and the JavaScript template's files), so a packaged
+//! crate carries them.
 
 pub(crate) mod cli;
 pub(crate) mod config;

@@ -8,11 +8,11 @@
 //! the application and then everything it can import later. componentize-py snapshots the
 //! interpreter once the entry module has run, so a module first imported at request time
 //! (inside a view, by `importlib.import_module`, by a name in Django's settings) would not be
-//! in the component: scan_imports.py finds those modules by reading the sources, without
-//! running them. Packages installed in the Python that runs componentize-py are bundled too,
-//! when the application imports them. The staging directory is private (a fresh,
-//! unpredictable name, mode 0700) and removed afterwards: what is staged becomes the tenant's
-//! code.
+//! in the component: the import scan (sdk/python/build/scan_imports.py, also compiled into
+//! this binary) finds those modules by reading the sources, without running them. Packages
+//! installed in the Python that runs componentize-py are bundled too, when the application
+//! imports them. The staging directory is private (a fresh, unpredictable name, mode 0700)
+//! and removed afterwards: what is staged becomes the tenant's code.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,8 +63,9 @@ const PYTHON_WIT: &[(&str, &str)] = &[
     ),
 ];
 const ADAPTER: &str = include_str!("../../embed/cheroot_wsgi.py");
-/// The import scan, run by the build machine's `python3` (see the file's docstring).
-const SCAN: &str = include_str!("scan_imports.py");
+/// The import scan (sdk/python/build/scan_imports.py), run by the build machine's `python3`
+/// (see the file's docstring).
+const SCAN: &str = include_str!("../../embed/scan_imports.py");
 /// Where the entry module writes, at build time, the modules that failed to import.
 const FAILED_REPORT: &str = "cheroot_wasm_failed.txt";
 

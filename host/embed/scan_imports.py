@@ -1,0 +1,1 @@
+../../sdk/python/build/scan_imports.py
