@@ -3,7 +3,7 @@
 //! beside WSGI applications, and bench/run serves `/` with `wasmtime serve` too.
 //!
 //! Its paths are relative to its mount point: cheroot-wasm passes the rest of the path in
-//! the `cheroot-path-info` header (see the README, "Guests in other languages"); without it
+//! the `cheroot-path-info` header (see docs/other-languages.md); without it
 //! (under `wasmtime serve`), the whole path counts.
 //!
 //! - `/`: `200`, `Hello, world!` (with a Content-Length).
