@@ -330,7 +330,7 @@ fn new_writes_a_template_that_names_its_component() {
     assert!(cargo.contains("path = \"cheroot-wsgi\""), "{cargo}");
     assert!(!cargo.contains(env!("CARGO_MANIFEST_DIR")), "{cargo}");
     assert!(base.join("my-app/cheroot-wsgi/wit/wsgi.wit").is_file());
-    // And it builds as written (the README's promise), into a target dir kept between runs.
+    // And it builds as written (docs/rust.md's promise), into a target dir kept between runs.
     let built = Command::new(env!("CARGO"))
         .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
         .current_dir(base.join("my-app"))
