@@ -68,15 +68,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod bind;
-mod host;
 mod outbound;
 mod proxies;
 mod server;
 mod tls;
 mod values;
+mod vhosts;
 
 pub use bind::{BindAddr, BindOptions};
-pub use host::HostPattern;
 pub use outbound::{OutboundHost, OutboundScheme, OutboundTarget};
 pub use proxies::{ForwardedHeader, TrustedProxies};
 pub use server::{AccessLogFormat, AccessLogTarget, DEFAULT_BIND, HttpLimits, ServerConfig};
@@ -84,6 +83,7 @@ use server::{DEFAULT_MAX_INSTANCES, RawServer};
 pub use tls::TlsSettings;
 use values::{Checker, invalid};
 pub use values::{ConfigError, Location, show_size};
+pub use vhosts::HostPattern;
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
