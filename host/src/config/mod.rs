@@ -84,6 +84,7 @@ pub use tls::TlsSettings;
 use values::{Checker, invalid};
 pub use values::{ConfigError, Location, show_size};
 pub use vhosts::HostPattern;
+use vhosts::Mounts;
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -470,7 +471,7 @@ impl Config {
         }
 
         let mut routes: Vec<Route> = Vec::with_capacity(raw.route.len());
-        let mut seen: BTreeMap<(Option<HostPattern>, String), Location> = BTreeMap::new();
+        let mut mounts = Mounts::default();
         for spanned in raw.route {
             let route_at = checker.at(spanned.span());
             let route = spanned.into_inner();
@@ -495,22 +496,7 @@ impl Config {
             let path_at = checker.at(path.span());
             let prefix = normalise_prefix(path.get_ref())
                 .map_err(|message| invalid(path_at.clone(), "route.path".into(), message))?;
-            let key = (host.clone(), prefix.clone());
-            if let Some(first) = seen.get(&key) {
-                let on = host
-                    .as_ref()
-                    .map_or(String::new(), |h| format!(" on host {h}"));
-                return Err(invalid(
-                    path_at,
-                    "route.path".into(),
-                    format!(
-                        "duplicate path {:?}{on}: line {} already mounts a route there",
-                        path.get_ref(),
-                        first.line
-                    ),
-                ));
-            }
-            seen.insert(key, path_at);
+            mounts.take(&host, &prefix, path.get_ref(), path_at)?;
 
             let component_at = checker.at(component.span());
             if component.get_ref().trim().is_empty() {
@@ -877,30 +863,6 @@ mod tests {
                 "for {text:?}\n got: {got}\nwant: {want}"
             );
         }
-    }
-
-    #[test]
-    fn hosts_are_part_of_a_routes_identity() {
-        let c = parse(
-            "[[route]]\nhost = \"Shop.Example.com\"\npath = \"/\"\ncomponent = \"a\"\n[[route]]\nhost = \"*.example.com\"\npath = \"/\"\ncomponent = \"b\"\n[[route]]\npath = \"/\"\ncomponent = \"c\"\n",
-        )
-        .unwrap();
-        assert_eq!(c.routes[0].display_name(), "shop.example.com");
-        assert_eq!(c.routes[1].display_name(), "*.example.com");
-        assert_eq!(c.routes[2].display_name(), "/");
-        let e = parse("[[route]]\nhost = \"a.test\"\npath = \"/x\"\ncomponent = \"a\"\n[[route]]\nhost = \"A.test\"\npath = \"/x/\"\ncomponent = \"b\"\n").unwrap_err();
-        assert!(
-            e.starts_with(
-                "dir/routes.toml:7:8: `route.path`: duplicate path \"/x/\" on host a.test: line 3"
-            ),
-            "{e}"
-        );
-        let e = parse("[[route]]\nhost = \"a.test:80\"\npath = \"/\"\ncomponent = \"a\"\n")
-            .unwrap_err();
-        assert!(
-            e.starts_with("dir/routes.toml:2:8: `route.host`: \"a.test:80\" is not a host name"),
-            "{e}"
-        );
     }
 
     #[test]
