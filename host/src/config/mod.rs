@@ -6,6 +6,29 @@
 //! fix it — the server refuses to start rather than answer 500 later. It does not compile
 //! anything (`gateway::engine`) nor decide how requests are matched (`http::router`).
 //!
+//! This file is the top level: reading the file, its three tables (`[server]`, `[defaults]`,
+//! `[[route]]`; anything else is an unknown key), the order they are checked in (so a file
+//! with several mistakes always reports the same one first), [`Config`], and the check that
+//! the files it names are there. Each section's keys, defaults, bounds and errors are in its
+//! own file, and every name the other layers use is re-exported here:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `server.rs` | `[server]`: listeners, proxies, admin, connection and head limits, access log |
+//! | `tls.rs` | `[server.tls]` |
+//! | `bind.rs` | one `bind` value, and the socket options |
+//! | `proxies.rs` | `trusted-proxies` and `forwarded-header` |
+//! | `route.rs` | a `[[route]]`, its [`Limits`], and `[defaults]` |
+//! | `vhosts.rs` | `route.host`, and that no two routes mount one host and prefix |
+//! | `outbound.rs` | one `outbound` entry |
+//! | `data.rs` | whose a `data` directory is, and the `dirs` and `data` directories on disk |
+//! | `values.rs` | sizes, durations, counts and string tables; `Location` and `ConfigError` |
+//!
+//! Imports point one way, down this list: `values.rs` knows no section; `server.rs` uses
+//! `bind.rs`, `proxies.rs` and `tls.rs`; `route.rs` uses `vhosts.rs` and `outbound.rs`;
+//! `data.rs` reads whole routes from `route.rs`; this file assembles them, and no section
+//! imports it (their unit tests do, to parse whole files).
+//!
 //! ```toml
 //! [server]
 //! bind = ["127.0.0.1:8080", "unix:/run/app.sock"]  # or one string; --bind overrides it
