@@ -56,6 +56,7 @@
 //! outbound = ["tcp://db:5432"]     # what the guest may connect to (default: nothing)
 //! max-outbound-connections = 100   # outbound sockets open at once, all instances together
 //! outbound-connect-timeout = "10s" # how long an outbound connect may take
+//! outbound-private = ["10.0.0.0/8"] # private networks a granted name may resolve into
 //! ```
 
 use std::collections::BTreeMap;
@@ -75,7 +76,7 @@ mod proxies;
 
 pub use bind::{BindAddr, BindOptions};
 pub use host::HostPattern;
-pub use outbound::{OutboundHost, OutboundScheme, OutboundTarget};
+pub use outbound::{OutboundHost, OutboundNetwork, OutboundScheme, OutboundTarget};
 pub use proxies::{ForwardedHeader, TrustedProxies};
 
 /// Wall-clock budget of one request when a route names none: headers, body and all.
@@ -318,6 +319,8 @@ pub struct Limits {
     pub memory: u64,
     /// What the guest may connect to (empty: nothing).
     pub outbound: Vec<OutboundTarget>,
+    /// The private networks a granted name may resolve into (`outbound-private`).
+    pub outbound_private: Vec<OutboundNetwork>,
     /// Outbound connections (TCP sockets, HTTP requests) the route's instances may hold
     /// open at once, all together.
     pub max_outbound_connections: usize,
@@ -340,6 +343,7 @@ impl Default for Limits {
             max_request_body: None,
             memory: DEFAULT_MEMORY,
             outbound: Vec::new(),
+            outbound_private: Vec::new(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             outbound_connect_timeout: DEFAULT_OUTBOUND_CONNECT_TIMEOUT,
             data_quota: DEFAULT_DATA_QUOTA,
@@ -378,6 +382,14 @@ impl fmt::Display for Limits {
                 self.max_outbound_connections,
                 self.outbound_connect_timeout
             )?;
+        }
+        if !self.outbound_private.is_empty() {
+            let nets: Vec<String> = self
+                .outbound_private
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            write!(f, " outbound-private={}", nets.join(","))?;
         }
         Ok(())
     }
@@ -545,6 +557,7 @@ struct RawRoute {
     max_request_body: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     outbound: Option<Spanned<Vec<String>>>,
+    outbound_private: Option<Spanned<Vec<String>>>,
     max_outbound_connections: Option<Spanned<i64>>,
     outbound_connect_timeout: Option<Spanned<String>>,
 }
@@ -822,6 +835,22 @@ impl Checker<'_> {
                             invalid(
                                 self.at(list.span()),
                                 key("outbound"),
+                                format!("{entry:?}: {why}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            outbound_private: match &raw.outbound_private {
+                None => base.outbound_private.clone(),
+                Some(list) => list
+                    .get_ref()
+                    .iter()
+                    .map(|entry| {
+                        OutboundNetwork::parse(entry).map_err(|why| {
+                            invalid(
+                                self.at(list.span()),
+                                key("outbound-private"),
                                 format!("{entry:?}: {why}"),
                             )
                         })
