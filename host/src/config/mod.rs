@@ -79,6 +79,7 @@
 //! outbound = ["tcp://db:5432"]     # what the guest may connect to (default: nothing)
 //! max-outbound-connections = 100   # outbound sockets open at once, all instances together
 //! outbound-connect-timeout = "10s" # how long an outbound connect may take
+//! outbound-private = ["10.0.0.0/8"] # private networks a granted name may resolve into
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -99,7 +100,7 @@ mod vhosts;
 
 pub use bind::{BindAddr, BindOptions};
 use data::{check_data_owners, check_on_disk};
-pub use outbound::{OutboundHost, OutboundScheme, OutboundTarget};
+pub use outbound::{OutboundHost, OutboundNetwork, OutboundScheme, OutboundTarget};
 pub use proxies::{ForwardedHeader, TrustedProxies};
 use route::RawRoute;
 pub use route::{DEFAULT_MAX_QUEUE, DEFAULT_MEMORY, InstanceModel, Limits, Route};

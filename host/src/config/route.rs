@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::outbound::OutboundTarget;
+use super::outbound::{OutboundNetwork, OutboundTarget};
 use super::values::{Checker, ConfigError, Location, invalid, show_size};
 use super::vhosts::{HostPattern, Mounts};
 
@@ -102,6 +102,8 @@ pub struct Limits {
     pub memory: u64,
     /// What the guest may connect to (empty: nothing).
     pub outbound: Vec<OutboundTarget>,
+    /// The private networks a granted name may resolve into (`outbound-private`).
+    pub outbound_private: Vec<OutboundNetwork>,
     /// Outbound connections (TCP sockets, HTTP requests) the route's instances may hold
     /// open at once, all together.
     pub max_outbound_connections: usize,
@@ -124,6 +126,7 @@ impl Default for Limits {
             max_request_body: None,
             memory: DEFAULT_MEMORY,
             outbound: Vec::new(),
+            outbound_private: Vec::new(),
             max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             outbound_connect_timeout: DEFAULT_OUTBOUND_CONNECT_TIMEOUT,
             data_quota: DEFAULT_DATA_QUOTA,
@@ -162,6 +165,14 @@ impl fmt::Display for Limits {
                 self.max_outbound_connections,
                 self.outbound_connect_timeout
             )?;
+        }
+        if !self.outbound_private.is_empty() {
+            let nets: Vec<String> = self
+                .outbound_private
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            write!(f, " outbound-private={}", nets.join(","))?;
         }
         Ok(())
     }
@@ -221,6 +232,7 @@ pub(super) struct RawRoute {
     max_request_body: Option<Spanned<String>>,
     memory: Option<Spanned<String>>,
     outbound: Option<Spanned<Vec<String>>>,
+    outbound_private: Option<Spanned<Vec<String>>>,
     max_outbound_connections: Option<Spanned<i64>>,
     outbound_connect_timeout: Option<Spanned<String>>,
 }
@@ -346,6 +358,22 @@ impl Checker<'_> {
                             invalid(
                                 self.at(list.span()),
                                 key("outbound"),
+                                format!("{entry:?}: {why}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            outbound_private: match &raw.outbound_private {
+                None => base.outbound_private.clone(),
+                Some(list) => list
+                    .get_ref()
+                    .iter()
+                    .map(|entry| {
+                        OutboundNetwork::parse(entry).map_err(|why| {
+                            invalid(
+                                self.at(list.span()),
+                                key("outbound-private"),
                                 format!("{entry:?}: {why}"),
                             )
                         })

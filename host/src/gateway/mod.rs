@@ -7,7 +7,7 @@
 //!   `data` directories and their quota, its `outbound` grant (names, TCP, HTTP: the
 //!   policy, the sockets, the outgoing requests), the limits of its store. Each grant
 //!   declares the trait it needs of the store's data ([`grants::data::DataView`],
-//!   [`grants::tcp::TcpView`], [`grants::outbound::LookupHost`]) and never names the store.
+//!   [`grants::tcp::TcpView`], [`grants::outbound::GrantView`]) and never names the store.
 //! - [`wsgi`]: the WSGI contract — its resources ([`wsgi::input`], [`wsgi::start_response`])
 //!   and the exchange they belong to ([`wsgi::exchange`], with [`wsgi::exchange::WsgiView`]).
 //! - [`state`]: the data of every `Store` ([`state::HostState`]), which holds the pieces

@@ -67,20 +67,11 @@ async fn a_route_reaches_what_it_is_granted_and_nothing_else() {
     // A wildcard grant never leads to loopback: only a literal address does.
     let text = get(format!("/out/connect/127.0.0.1:{other}")).await;
     assert!(text.starts_with("refused: PermissionDenied"), "{text}");
-    // A granted name that resolves to loopback is not followed; cloud metadata is out.
-    let text = get(format!("/out/connect/localhost:{granted}")).await;
-    assert!(text.starts_with("refused: "), "{text}");
-    assert!(!text.contains("pong"), "{text}");
+    // Cloud metadata is out.
     let text = get("/out/connect/169.254.169.254:80".into()).await;
     assert!(text.starts_with("refused: PermissionDenied"), "{text}");
-    // The host answers lookups itself: a granted name is resolved (here to loopback only,
-    // which is then not given out), ...
-    let text = get("/out/lookup/localhost".into()).await;
-    assert!(
-        text.starts_with("refused: ") && !text.contains("PermissionDenied"),
-        "{text}"
-    );
-    // ... a name that is not granted is refused without a DNS query.
+    // The host answers lookups itself: a name that is not granted is refused without a
+    // DNS query.
     for name in [
         "example.com",
         "metadata.google.internal",
@@ -104,6 +95,56 @@ async fn a_route_reaches_what_it_is_granted_and_nothing_else() {
         "ok: pong\n"
     );
     server.assert_alive("/").await;
+}
+
+#[tokio::test]
+async fn a_name_leads_to_loopback_only_where_listed_and_absurd_names_are_refused() {
+    let granted = service("pong").await;
+    let routes = format!(
+        "{}{}{}",
+        route(
+            "/out",
+            OUTBOUND,
+            &format!("outbound = [\"tcp://localhost:{granted}\", \"tcp://127.0.0.1:{granted}\"]")
+        ),
+        route(
+            "/name",
+            OUTBOUND,
+            &format!("outbound = [\"tcp://localhost:{granted}\"]")
+        ),
+        route("/none", OUTBOUND, ""),
+    );
+    let server = TestServer::start(&routes).await;
+    let get = |path: String| {
+        let server = &server;
+        async move { server.get(&path).await.text() }
+    };
+    // A granted name that resolves to loopback is followed to the address the grant lists
+    // literally, and only to it ...
+    assert_eq!(get("/out/lookup/localhost".into()).await, "ok: 127.0.0.1\n");
+    assert_eq!(
+        get(format!("/out/connect/localhost:{granted}")).await,
+        "ok: pong\n"
+    );
+    // ... and not followed where no address is listed.
+    let text = get(format!("/name/connect/localhost:{granted}")).await;
+    assert!(text.starts_with("refused: "), "{text}");
+    assert!(!text.contains("pong"), "{text}");
+    // The host resolves the name (here to loopback only, which it does not give out).
+    let text = get("/name/lookup/localhost".into()).await;
+    assert!(
+        text.starts_with("refused: ") && !text.contains("PermissionDenied"),
+        "{text}"
+    );
+    // A name longer than DNS allows is refused at once, as an invalid argument (not a
+    // refusal to log and keep).
+    let started = std::time::Instant::now();
+    let text = get(format!("/none/lookup/{}", "a".repeat(300))).await;
+    assert!(
+        text.starts_with("refused: ") && !text.contains("PermissionDenied"),
+        "{text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
 
 #[tokio::test]
@@ -166,6 +207,8 @@ async fn outgoing_http_reaches_granted_origins_only_and_https_is_verified() {
         format!("http://127.0.0.1:{other}/"),
         format!("http://localhost:{other}/"),
         "http://169.254.169.254/latest/meta-data/".to_string(),
+        // User-info in the authority would reach the upstream in Host.
+        format!("http://evil@127.0.0.1:{plain}/x"),
     ] {
         let text = fetch(url.clone()).await;
         assert_eq!(text, "refused: ErrorCode::HttpRequestDenied\n", "{url}");

@@ -1,12 +1,12 @@
 //! The wasmtime side of start-up: one [`Engine`] for the process, each component compiled
-//! once (through an on-disk cache), linked, and turned into a [`GuestPre`] of its kind before
+//! once (through an on-disk cache), linked, and turned into a [`guest::GuestPre`] of its kind before
 //! the server listens; then the instances lent to requests.
 //!
 //! - here: the engine's configuration (async, epoch interruption, the pooling allocator
 //!   sized from the routes) and the epoch ticker thread that drives every deadline;
 //! - [`cache`]: each component compiled once, through a compile cache only this user may
 //!   write;
-//! - [`linker`]: the [`wasmtime::component::Linker`] with exactly the imports a guest may
+//! - [`mod@linker`]: the [`wasmtime::component::Linker`] with exactly the imports a guest may
 //!   have, the grants' hooks (`super::grants`) and the WSGI imports (`super::wsgi`) in
 //!   place of wasmtime-wasi's own where they shadow them;
 //! - [`loader`]: a site's components prepared, each distinct one once, told apart by kind

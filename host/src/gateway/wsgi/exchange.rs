@@ -102,7 +102,7 @@ pub fn add_to_linker<T: WsgiView + 'static>(linker: &mut Linker<T>) -> anyhow::R
 }
 
 /// The headers, copied once they fit: each is sized in the guest's memory, and copied only
-/// while the total stays within [`MAX_RESPONSE_HEAD_BYTES`].
+/// while the total stays within [`super::start_response::MAX_RESPONSE_HEAD_BYTES`].
 fn lift_headers<T>(
     store: &mut StoreContextMut<'_, T>,
     status: &str,
