@@ -239,6 +239,12 @@ impl Framing {
         self.state == State::Head && (self.lines > 0 || self.line_len > 0)
     }
 
+    /// The bytes so far stop inside a request (its head, body or trailers), or can no
+    /// longer be followed: a connection closed now may still have the client sending.
+    pub fn mid_request(&self) -> bool {
+        self.state != State::Head || self.in_head()
+    }
+
     /// The client opened with the HTTP/2 prior-knowledge preface.
     pub fn is_h2(&self) -> bool {
         self.h2
@@ -387,6 +393,30 @@ mod tests {
             &[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\n\r\n"],
         ] {
             assert_eq!(feed(pieces).0, Err(Refused::BareLf), "{pieces:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_in_progress_is_known_for_the_lingering_close() {
+        for (pieces, mid) in [
+            (&[&b""[..]][..], false),
+            (&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"], false),
+            (&[b"GET / HTTP/1.1\r\nHo"], true),
+            (&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"], true),
+            (&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab"], true),
+            (&[b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"], false),
+            (
+                &[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n"],
+                true,
+            ),
+            (
+                &[b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"],
+                false,
+            ),
+        ] {
+            let (result, framing) = feed(pieces);
+            assert_eq!(result, Ok(()), "{pieces:?}");
+            assert_eq!(framing.mid_request(), mid, "{pieces:?}");
         }
     }
 

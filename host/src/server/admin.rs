@@ -7,10 +7,19 @@
 //! [`MAX_ADMIN_CONNECTIONS`] at once (more wait in the kernel's listen backlog), HTTP/1.1
 //! only, and a request head must arrive within the server's `header-timeout`, never more
 //! than [`ADMIN_HEADER_TIMEOUT`] (hyper's own header timeout: a slow or silent client is
-//! cut off, and an idle keep-alive connection closed).
+//! cut off, and an idle keep-alive connection closed). A client that stops reading is cut
+//! off once nothing could be sent to it for the server's `write-timeout`, never more than
+//! [`ADMIN_WRITE_TIMEOUT`], and a connection serves at most
+//! [`MAX_ADMIN_REQUESTS_PER_CONNECTION`] requests (the last answered with `Connection:
+//! close`): clients that pipeline scrapes and never read cannot hold every slot, so a
+//! prober gets through.
 
 use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,9 +28,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::connection::WriteStall;
 use super::site::Live;
 
 /// Admin connections served at once; more wait in the listen backlog. A prober and a metrics
@@ -32,6 +43,18 @@ pub const MAX_ADMIN_CONNECTIONS: usize = 64;
 /// The longest an admin client may take to send a request head, or leave a keep-alive
 /// connection idle: the server's `header-timeout` when that is shorter.
 pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest an admin client may take nothing that the server writes before it is cut
+/// off: the server's `write-timeout` when that is shorter. A scraper reads its answer at
+/// once; a client that pipelines requests and never reads would otherwise hold its slot
+/// for as long as it likes.
+pub const ADMIN_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Requests one admin connection serves; the last is answered with `Connection: close`. A
+/// prober opens a connection per probe and a scraper needs one request per scrape, so this
+/// only ends connections that pipeline many requests (each `/metrics` costs the server a
+/// walk over every route) and makes a scraper reconnect now and then.
+pub const MAX_ADMIN_REQUESTS_PER_CONNECTION: usize = 16;
 
 /// What the admin service reads.
 pub struct Admin {
@@ -113,21 +136,27 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let timeout = admin
-            .live
-            .get()
-            .server
-            .http
-            .header_timeout
-            .min(ADMIN_HEADER_TIMEOUT);
+        let limits = admin.live.get().server.http;
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(timeout);
+            .header_read_timeout(limits.header_timeout.min(ADMIN_HEADER_TIMEOUT));
+        let stream = Timed {
+            stream,
+            write_stall: WriteStall::new(limits.write_timeout.min(ADMIN_WRITE_TIMEOUT)),
+        };
         let admin = admin.clone();
         tokio::spawn(async move {
+            let served = AtomicUsize::new(0);
             let service = service_fn(move |req| {
-                let response = admin.answer(&req);
+                let mut response = admin.answer(&req);
+                if served.fetch_add(1, Ordering::Relaxed) + 1 >= MAX_ADMIN_REQUESTS_PER_CONNECTION {
+                    // hyper ends the connection after a response that says so.
+                    response.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                }
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = builder
@@ -135,5 +164,57 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
                 .await;
             drop(slot);
         });
+    }
+}
+
+/// An admin connection's stream, with the write timeout.
+struct Timed {
+    stream: TcpStream,
+    write_stall: WriteStall,
+}
+
+impl AsyncRead for Timed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Timed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let done = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.write_stall.check(cx, done)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let done = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.write_stall.check(cx, done)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let done = Pin::new(&mut this.stream).poll_flush(cx);
+        this.write_stall.check(cx, done)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

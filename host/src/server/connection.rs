@@ -14,7 +14,9 @@
 //! sent to it for `write-timeout` (a slow-read attack otherwise holds its connection and,
 //! for a streaming body, its instance). The connection
 //! ends gracefully (the response in flight finishes) when the server stops or a response
-//! asks for the connection to close.
+//! asks for the connection to close. An HTTP/1 connection the server ends while the client
+//! may still be sending (an early answer: 413, 431, 400, 408) is closed with a linger
+//! ([`super::linger`]), so the client reads its answer instead of a reset.
 
 use std::io;
 use std::pin::Pin;
@@ -24,10 +26,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::access_log::AccessLog;
+use super::linger::{self, DEFAULT_LINGER_IDLE};
 use super::listener::Accepted;
 use super::site::Live;
 use super::tls::{DEFAULT_HANDSHAKE_TIMEOUT, Handshake};
@@ -163,13 +166,31 @@ pub async fn serve(live: Arc<Live>, accepted: Accepted, stopping: watch::Receive
         tls: None,
     };
     match tls {
-        None => run(live, http, connection, stream, false, stopping).await,
+        None => {
+            if let Some((stream, wanted)) =
+                run(live, http, connection, stream, false, stopping).await
+            {
+                linger::close(&stream, wanted).await;
+            }
+        }
         Some(acceptor) => match acceptor.accept(stream, DEFAULT_HANDSHAKE_TIMEOUT).await {
             Ok(Handshake::Done(stream, info)) => {
                 let h2 = info.h2;
                 connection.scheme = "https";
                 connection.tls = Some(Arc::new(info));
-                run(live, http, connection, stream, h2, stopping).await;
+                if let Some((mut stream, wanted)) =
+                    run(live, http, connection, stream, h2, stopping).await
+                {
+                    // The TLS close first (RFC 8446 §6.1: close_notify, which hyper's own
+                    // shutdown may have sent already), then the linger on the raw socket:
+                    // what the client still sends is discarded undecrypted.
+                    let _ = tokio::time::timeout(
+                        DEFAULT_LINGER_IDLE,
+                        tokio::io::AsyncWriteExt::shutdown(&mut stream),
+                    )
+                    .await;
+                    linger::close(stream.get_ref().0.get_ref(), wanted).await;
+                }
             }
             Ok(Handshake::PlainHttp) => {
                 tracing::debug!(?remote, "plain HTTP on the TLS port: answered 400");
@@ -190,7 +211,9 @@ struct Http {
     refused: Option<(Arc<AccessLog>, Option<std::net::IpAddr>)>,
 }
 
-/// hyper on `io`, until the connection ends.
+/// hyper on `io`, until the connection ends. Returns the IO, and whether the client may
+/// still be sending ([`linger::close`]), when the connection is HTTP/1 and its client was
+/// not cut off; `None` when it is to be dropped at once.
 async fn run<IO>(
     live: Arc<Live>,
     http: Http,
@@ -198,11 +221,14 @@ async fn run<IO>(
     io: IO,
     h2: bool,
     mut stopping: watch::Receiver<bool>,
-) where
+) -> Option<(IO, bool)>
+where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let io = Watched::new(io, activity.clone(), &http, h2);
+    // Watched hands the IO back here when hyper drops it.
+    let (give_back, mut returned) = oneshot::channel();
+    let io = Watched::new(io, activity.clone(), &http, h2, give_back);
     let close = Arc::new(CloseRequest::default());
     let close_handle = close.clone();
     let remote = connection.remote;
@@ -221,48 +247,58 @@ async fn run<IO>(
             )
         }
     });
-    let conn = http
-        .builder
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-    // The server stopping, a response that must be the last, or an idle connection: each
-    // ends the connection gracefully (the response in flight finishes).
-    let last = async {
-        tokio::select! {
-            _ = stopping.wait_for(|stop| *stop) => {}
-            () = close.requested() => {}
-            () = activity.expired.notified() => {}
-        }
-    };
-    let result = tokio::select! {
-        // A close request must win over the connection's own progress, or hyper could start
-        // on a pipelined request first.
-        biased;
-        () = last => {
-            conn.as_mut().graceful_shutdown();
+    // In a block of its own: hyper's connection, and with it the IO, is dropped at its end.
+    let result = {
+        let conn = http
+            .builder
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        // The server stopping, a response that must be the last, or an idle connection: each
+        // ends the connection gracefully (the response in flight finishes).
+        let last = async {
             tokio::select! {
-                result = conn => result,
-                () = activity.stalled(http.limits.write_timeout) => Ok(()),
+                _ = stopping.wait_for(|stop| *stop) => {}
+                () = close.requested() => {}
+                () = activity.expired.notified() => {}
             }
+        };
+        let stalled = || async {
+            activity.stalled(http.limits.write_timeout).await;
+            // Nothing to finish gracefully, and no answer to linger for: the client is not
+            // taking what it asked for.
+            tracing::debug!(
+                ?remote,
+                "the client took nothing for write-timeout: closing"
+            );
+        };
+        tokio::select! {
+            // A close request must win over the connection's own progress, or hyper could
+            // start on a pipelined request first.
+            biased;
+            () = last => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = conn => result,
+                    () = stalled() => return None,
+                }
+            }
+            () = stalled() => return None,
+            result = conn.as_mut() => result,
         }
-        () = activity.stalled(http.limits.write_timeout) => {
-            // Nothing to finish gracefully: the client is not taking what it asked for.
-            tracing::debug!(?remote, "the client took nothing for write-timeout: closing");
-            return;
-        }
-        result = conn.as_mut() => result,
     };
+    let mut answered = false;
     if let Err(e) = result {
         tracing::debug!(?remote, error = %e, "connection ended with an error");
         // A head hyper could not parse was answered by hyper itself: log it as the ones
         // refused before parsing are.
-        if let (Some(status), Some((log, client))) = (
-            e.downcast_ref::<hyper::Error>().and_then(hyper_refusal),
-            &http.refused,
-        ) {
+        let refusal = e.downcast_ref::<hyper::Error>().and_then(hyper_refusal);
+        answered = refusal.is_some();
+        if let (Some(status), Some((log, client))) = (refusal, &http.refused) {
             log.refused(*client, status.as_u16());
         }
     }
+    let ended = returned.try_recv().ok()?;
+    ended.linger.map(|wanted| (ended.io, wanted || answered))
 }
 
 /// The status hyper answered a request head it could not parse with (its `on_error`: 431
@@ -285,10 +321,20 @@ fn hyper_refusal(e: &hyper::Error) -> Option<http::StatusCode> {
     }
 }
 
-/// An IO that enforces the head timeout and CRLF line ends in heads (see the module
-/// documentation).
-struct Watched<IO> {
+/// What [`Watched`] hands back when hyper drops it.
+struct Ended<IO> {
     io: IO,
+    /// `None`: drop the connection at once (HTTP/2, or a client cut off for not reading);
+    /// `Some(wanted)`: close it with [`linger::close`], lingering if `wanted`.
+    linger: Option<bool>,
+}
+
+/// An IO that enforces the head timeout and CRLF line ends in heads (see the module
+/// documentation), and hands the IO back when dropped, for the close.
+struct Watched<IO> {
+    /// Taken only by `drop`.
+    io: Option<IO>,
+    give_back: Option<oneshot::Sender<Ended<IO>>>,
     activity: Arc<Activity>,
     timeout: Duration,
     deadline: Pin<Box<Sleep>>,
@@ -302,24 +348,32 @@ struct Watched<IO> {
     h2: bool,
     /// Bytes written and not yet flushed: hyper's, so no answer of ours may go first.
     unflushed: bool,
-    write_timeout: Duration,
-    /// Armed while the client is not taking what the server writes.
-    write_stall: Option<Pin<Box<Sleep>>>,
+    write_stall: WriteStall,
     /// The connection is over: every read fails.
     ended: bool,
+    /// An answer of ours went out before the close (`end`).
+    answered: bool,
+    /// The client has closed its side: it sends nothing more.
+    eof: bool,
     refused: Option<(Arc<AccessLog>, Option<std::net::IpAddr>)>,
 }
 
 impl<IO> Watched<IO> {
-    fn new(io: IO, activity: Arc<Activity>, http: &Http, h2: bool) -> Self {
+    fn new(
+        io: IO,
+        activity: Arc<Activity>,
+        http: &Http,
+        h2: bool,
+        give_back: oneshot::Sender<Ended<IO>>,
+    ) -> Self {
         let timeout = http.limits.header_timeout;
         Watched {
-            io,
+            io: Some(io),
+            give_back: Some(give_back),
             activity,
             timeout,
             deadline: Box::pin(tokio::time::sleep(timeout)),
-            write_timeout: http.limits.write_timeout,
-            write_stall: None,
+            write_stall: WriteStall::new(http.limits.write_timeout),
             refused: http.refused.clone(),
             epoch: 0,
             framing: Framing::default(),
@@ -327,7 +381,34 @@ impl<IO> Watched<IO> {
             h2,
             unflushed: false,
             ended: false,
+            answered: false,
+            eof: false,
         }
+    }
+
+    fn io(&mut self) -> Pin<&mut IO>
+    where
+        IO: Unpin,
+    {
+        Pin::new(
+            self.io
+                .as_mut()
+                .expect("the IO is taken only when Watched is dropped"),
+        )
+    }
+}
+
+impl<IO> Drop for Watched<IO> {
+    fn drop(&mut self) {
+        let (Some(io), Some(give_back)) = (self.io.take(), self.give_back.take()) else {
+            return;
+        };
+        // RFC 9112 §9.6: a client whose request the server stopped reading (mid-head,
+        // mid-body) or answered itself may still be sending; one that has closed its side
+        // is not, nor an HTTP/2 one (GOAWAY), nor one cut off for not reading.
+        let linger = (!self.h2 && !self.write_stall.expired)
+            .then(|| !self.eof && (self.answered || self.framing.mid_request()));
+        let _ = give_back.send(Ended { io, linger });
     }
 }
 
@@ -341,8 +422,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Watched<IO> {
         let between_responses = self.activity.idle().is_some() && !self.unflushed;
         if !answer.is_empty() && !self.h2 && between_responses {
             // Best effort: the socket buffer of a connection between requests has room.
-            if let Poll::Ready(Ok(_)) = Pin::new(&mut self.io).poll_write(cx, answer) {
-                let _ = Pin::new(&mut self.io).poll_flush(cx);
+            if let Poll::Ready(Ok(_)) = self.io().poll_write(cx, answer) {
+                let _ = self.io().poll_flush(cx);
+                self.answered = true;
             }
             if let Some((log, client)) = &self.refused {
                 log.refused(*client, status);
@@ -371,9 +453,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
             this.deadline.as_mut().reset(Instant::now() + this.timeout);
         }
         let before = buf.filled().len();
-        match Pin::new(&mut this.io).poll_read(cx, buf) {
+        let room = buf.remaining() > 0;
+        match this.io().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let read = &buf.filled()[before..];
+                this.eof |= read.is_empty() && room;
                 this.fresh &= read.is_empty();
                 if !this.h2 {
                     let checked = this.framing.feed(read);
@@ -408,28 +492,49 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Watched<IO> {
     }
 }
 
-impl<IO> Watched<IO> {
+/// The write timeout of one connection: a write that cannot go on for its timeout (the
+/// client stopped reading) fails.
+pub(super) struct WriteStall {
+    timeout: Duration,
+    /// Armed while the client is not taking what the server writes.
+    stall: Option<Pin<Box<Sleep>>>,
+    /// The timeout has struck: the connection is to be dropped.
+    expired: bool,
+}
+
+impl WriteStall {
+    pub(super) fn new(timeout: Duration) -> Self {
+        WriteStall {
+            timeout,
+            stall: None,
+            expired: false,
+        }
+    }
+
     /// A write's outcome, against the write timeout: progress disarms it; being unable to
-    /// write for `write-timeout` (the client stopped reading) fails the connection.
-    fn stalled<T>(
+    /// write for `timeout` fails the write.
+    pub(super) fn check<T>(
         &mut self,
         cx: &mut Context<'_>,
         done: Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
         if done.is_ready() {
-            self.write_stall = None;
+            self.stall = None;
             return done;
         }
-        let write_timeout = self.write_timeout;
+        let timeout = self.timeout;
         let stall = self
-            .write_stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(write_timeout)));
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match stall.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client took nothing for write-timeout",
-            ))),
+            Poll::Ready(()) => {
+                self.expired = true;
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client took nothing for write-timeout",
+                )))
+            }
         }
     }
 }
@@ -442,8 +547,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        let done = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.stalled(cx, done)
+        let done = this.io().poll_write(cx, buf);
+        this.write_stall.check(cx, done)
     }
 
     fn poll_write_vectored(
@@ -453,24 +558,27 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         this.unflushed = true;
-        let done = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
-        this.stalled(cx, done)
+        let done = this.io().poll_write_vectored(cx, bufs);
+        this.write_stall.check(cx, done)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        self.io.as_ref().is_some_and(IO::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        let flushed = this.io().poll_flush(cx);
         if matches!(flushed, Poll::Ready(Ok(()))) {
             this.unflushed = false;
         }
-        this.stalled(cx, flushed)
+        this.write_stall.check(cx, flushed)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+        let this = self.get_mut();
+        let done = this.io().poll_shutdown(cx);
+        // A TLS close_notify is a write too: bounded like the others.
+        this.write_stall.check(cx, done)
     }
 }

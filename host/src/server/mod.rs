@@ -6,7 +6,8 @@
 //! [`Server::run`] accepts connections and hands each to [`connection`] (TLS from [`tls`],
 //! hyper's HTTP/1.1 and HTTP/2, the head and write timeouts), which hands each request to
 //! [`service`]: one request's path, top to bottom. Beside them: [`access_log`] and
-//! [`admin`] (the operators' listener).
+//! [`admin`] (the operators' listener) and [`linger`] (how a connection the server ends
+//! early is closed).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ use site::{Live, Site, SiteOptions};
 pub mod access_log;
 pub mod admin;
 pub mod connection;
+pub mod linger;
 pub mod listener;
 pub mod service;
 pub mod site;

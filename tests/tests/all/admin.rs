@@ -292,3 +292,46 @@ async fn admin_connections_beyond_the_limit_wait_in_the_backlog() {
         .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
 }
+
+#[tokio::test]
+async fn clients_that_pipeline_and_never_read_cannot_hold_the_admin_listener() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(
+        &[
+            "[server]\nadmin = \"127.0.0.1:0\"\nwrite-timeout = \"1s\"\n\n".to_string(),
+            route("/", HELLO, ""),
+        ]
+        .concat(),
+    )
+    .await;
+    let admin = server.admin.expect("an admin listener");
+    // As many clients as the listener serves at once, each with a small receive buffer,
+    // pipelining 200 scrapes and never reading an answer.
+    let pipeline = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n".repeat(200);
+    let mut held = Vec::new();
+    // 64: the admin listener's connection limit (MAX_ADMIN_CONNECTIONS).
+    for _ in 0..64 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(admin).await.unwrap();
+        stream.write_all(&pipeline).await.unwrap();
+        held.push(stream);
+    }
+    // A prober on a new connection is answered at all (within the test's bound; each
+    // stuck connection is cut off after write-timeout).
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(8), probe)
+        .await
+        .expect("/healthz did not answer while clients held the admin listener");
+    assert!(answer.starts_with(b"HTTP/1.1 200 "), "{answer:?}");
+    drop(held);
+}

@@ -304,3 +304,92 @@ async fn a_padded_content_length_does_not_hide_a_smuggled_head() {
     }
     server.assert_alive("/").await;
 }
+
+/// What a client that writes its whole request before reading (Python's http.client, curl
+/// without `Expect`) gets: the request (`head`, then `body` in 64 KiB writes) goes out in
+/// full, then the answer is read to the server's close. A blocking socket in a thread of its
+/// own, as those clients are; `Err` is the write or read error a reset gives.
+fn send_all_then_read(
+    addr: std::net::SocketAddr,
+    head: &[u8],
+    body: usize,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    stream.write_all(head)?;
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut left = body;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n])?;
+        left -= n;
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    Ok(answer)
+}
+
+/// Sends `head` and `body` bytes `attempts` times as [`send_all_then_read`] does; every
+/// attempt must read a whole answer that starts with `status_line`.
+async fn every_attempt_reads(
+    addr: std::net::SocketAddr,
+    head: Vec<u8>,
+    body: usize,
+    status_line: &'static str,
+    attempts: usize,
+) {
+    let failures = tokio::task::spawn_blocking(move || {
+        let mut failures = Vec::new();
+        for attempt in 0..attempts {
+            match send_all_then_read(addr, &head, body) {
+                Ok(answer) => {
+                    let text = String::from_utf8_lossy(&answer);
+                    if !text.starts_with(status_line) {
+                        failures.push(format!("attempt {attempt}: {text:?}"));
+                    } else {
+                        let r = parse_one(&answer);
+                        let length = r.header("content-length").map(str::parse::<usize>);
+                        if length.is_some_and(|length| length != Ok(r.body.len())) {
+                            failures.push(format!("attempt {attempt}: a cut body: {text:?}"));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("attempt {attempt}: {e}")),
+            }
+        }
+        failures
+    })
+    .await
+    .unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} of {attempts}: {failures:#?}",
+        failures.len()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_over_limit_body_reads_the_413() {
+    // RFC 9112 §9.6: the server that closes early half-closes and reads on, so the client's
+    // unread bytes do not turn its close into a reset that destroys the answer.
+    let server = TestServer::single(ECHO, "max-request-body = \"1MiB\"").await;
+    let body = 8 << 20;
+    let head = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {body}\r\n\r\n");
+    every_attempt_reads(server.addr, head.into_bytes(), body, "HTTP/1.1 413 ", 20).await;
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_huge_head_reads_the_431() {
+    let server = server().await;
+    // A head far over max-header-size (64 KiB), sent in full before reading: 8 MiB, more
+    // than the socket buffers on both sides hold, so the client is still writing when the
+    // server answers.
+    let mut head = b"GET / HTTP/1.1\r\nHost: t\r\n".to_vec();
+    for i in 0..8192 {
+        head.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "f".repeat(1000)).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    every_attempt_reads(server.addr, head, 0, "HTTP/1.1 431 ", 20).await;
+}
