@@ -12,6 +12,7 @@
 //! | `env` | lists every environment variable it can see |
 //! | `net/<port>` | connects to 127.0.0.1:port and resolves `localhost` and a public name |
 //! | `hold-files/<n>` | opens `/data/held` that many times and keeps every handle, across requests too |
+//! | `fields/<n>/<KiB>` | makes that many wasi:http `fields` of one value that size (`from-list`, then `append` and `set`), and keeps them, across requests too |
 //!
 //! Probes answer `200` with one line per attempt, `name: ok ...` or `name: refused (<error>)`,
 //! so a test can check that every attempt failed inside the guest. The destructive cases end
@@ -124,6 +125,32 @@ fn hostile(request: Request) -> Result<Response, String> {
                 held.push(std::fs::File::open("/data/held").map_err(|e| e.to_string())?);
             }
             format!("holding {} files\n", held.len()).into_bytes()
+        }
+        "fields" => {
+            // Kept across requests, as `hold-files`: host memory the instance pins.
+            static HELD: std::sync::Mutex<Vec<wasi::http::types::Fields>> =
+                std::sync::Mutex::new(Vec::new());
+            let (n, kib) = arg.split_once('/').unwrap_or((arg, "1"));
+            let n: usize = n.parse().unwrap_or(0);
+            let value = vec![b'x'; kib.parse::<usize>().unwrap_or(1) << 10];
+            let mut held = HELD.lock().map_err(|e| e.to_string())?;
+            for i in 0..n {
+                let fields = match i % 3 {
+                    0 => wasi::http::types::Fields::from_list(&[("x-big".into(), value.clone())]),
+                    1 => {
+                        let fields = wasi::http::types::Fields::new();
+                        fields.append("x-big", &value).map(|()| fields)
+                    }
+                    _ => {
+                        let fields = wasi::http::types::Fields::new();
+                        fields
+                            .set("x-big", std::slice::from_ref(&value))
+                            .map(|()| fields)
+                    }
+                };
+                held.push(fields.map_err(|e| format!("fields {i}: {e:?}"))?);
+            }
+            format!("holding {} fields\n", held.len()).into_bytes()
         }
         "env" => std::env::vars()
             .map(|(k, v)| format!("{k}={v}\n"))

@@ -3,7 +3,7 @@
 //! [`new_store`], which gives an instance its route's sandbox.
 //!
 //! The rooms below never name this type: each declares what it needs of a store's data
-//! ([`WsgiView`], [`DataView`], [`GrantView`], [`TcpView`]), and it is implemented here,
+//! ([`WsgiView`], [`DataView`], [`GrantView`], [`TcpView`], [`FieldsView`]), and it is implemented here,
 //! each a view onto the fields it owns.
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WsgiError;
 use super::grants::data::{Data, DataView};
+use super::grants::fields::{FieldsView, HeldFields, MAX_FIELDS_BYTES};
 use super::grants::limits::{
     CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES,
 };
@@ -39,6 +40,8 @@ pub struct HostState {
     /// The route's data directories, if it has any.
     data: Option<Arc<Data>>,
     limits: CountingLimiter,
+    /// The wasi:http `fields` the guest made.
+    held_fields: HeldFields,
     exchange: Option<Exchange>,
     exchanges: u64,
     output: OutputBudget,
@@ -137,6 +140,12 @@ impl GrantView for HostState {
     }
 }
 
+impl FieldsView for HostState {
+    fn held_fields(&mut self) -> (&ResourceTable, &mut HeldFields) {
+        (&self.table, &mut self.held_fields)
+    }
+}
+
 impl TcpView for HostState {
     fn tcp(&mut self) -> &mut TcpSockets {
         &mut self.tcp
@@ -190,17 +199,20 @@ pub(super) fn new_store(
     });
     let mut wasi = wasi.build();
     *wasi.filesystem() = dirs.clone();
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_FIELDS_BYTES);
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_RESOURCES);
     let limits = CountingLimiter::new(route, stats);
     let state = HostState {
         table,
         wasi,
-        http: WasiHttpCtx::new(),
+        http,
         outbound: OutboundHttp::new(grant.clone()),
         tcp: TcpSockets::default(),
         data: data.cloned(),
         limits,
+        held_fields: HeldFields::default(),
         exchange: None,
         exchanges: 0,
         output,

@@ -395,3 +395,43 @@ async fn dirs_are_opened_once_not_resolved_per_instance() {
         "shared file\n"
     );
 }
+
+/// The test process's resident memory (the server runs in it), in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// wasi:http's `fields` (linked for every guest, WSGI ones too) hold host memory outside
+/// the route's `memory`: one `fields` is bounded (`MAX_FIELDS_BYTES`), and so is all that
+/// an instance may make and keep (`MAX_HELD_FIELDS`); past the first the guest gets an
+/// error, past the second it traps, and its instance goes with what it held. Before the
+/// bounds, four instances each kept 250 fields of 60 KiB (60 MiB of the host's memory),
+/// and one fields took 100 KiB.
+#[tokio::test]
+async fn held_wasi_http_fields_are_bounded() {
+    let server = TestServer::single(HOSTILE, "max-concurrency = 4").await;
+    assert_eq!(server.get("/fields/3/1").await.text(), "holding 3 fields\n");
+    let before = resident_kib();
+    let attacks = (0..4).map(|_| server.get("/fields/250/60"));
+    let answers = futures::future::join_all(attacks).await;
+    let grown = resident_kib().saturating_sub(before);
+    for r in answers {
+        assert_eq!(r.status, 500, "{} (the host grew {grown} KiB)", r.text());
+    }
+    assert!(
+        grown < 24 << 10,
+        "four instances pinned {} MiB of host memory in wasi:http fields",
+        grown >> 10
+    );
+    let r = server.get("/fields/1/100").await;
+    assert_eq!(r.status, 500, "a 100 KiB fields: {}", r.text());
+    // Each trapped instance was replaced.
+    let r = server.get("/fields/3/1").await;
+    assert!(
+        r.status == 200 && r.text().starts_with("holding "),
+        "{}",
+        r.text()
+    );
+}

@@ -5,6 +5,7 @@
 //!   meters the sockets) and wasi:http requests ([`egress`] sends the ones it allows).
 //! - [`data`]: the route's writable directories and their quota; [`watched`]: an output
 //!   stream with the host's hook before each write (quota, byte counts).
+//! - [`fields`]: what a guest's wasi:http `fields` may hold of the host's memory.
 //! - [`limits`]: what one store may take of the host (memory, tables, instances, host
 //!   resources).
 //!
@@ -14,6 +15,7 @@
 
 pub(crate) mod data;
 pub(crate) mod egress;
+pub(crate) mod fields;
 pub(crate) mod limits;
 pub(crate) mod outbound;
 pub(crate) mod tcp;

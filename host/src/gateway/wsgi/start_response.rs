@@ -229,6 +229,16 @@ impl ResponseWriter {
                     .any(|v| !v.as_bytes().iter().all(|&b| is_field_byte(b)));
             if forbidden {
                 trailers.remove(&name);
+                continue;
+            }
+            let values: Vec<HeaderValue> = trailers
+                .get_all(&name)
+                .iter()
+                .filter_map(|v| HeaderValue::from_bytes(trim_ows(v.as_bytes())).ok())
+                .collect();
+            trailers.remove(&name);
+            for value in values {
+                trailers.append(name.clone(), value);
             }
         }
         if trailers.is_empty() {
@@ -369,6 +379,17 @@ fn is_field_byte(b: u8) -> bool {
     b == b'\t' || (b >= 0x20 && b != 0x7f)
 }
 
+/// A field value without the whitespace around it: RFC 9110 §5.5, a field value does not
+/// include leading or trailing whitespace (SP, HTAB), which is the `OWS` of the field line
+/// around it (RFC 9112 §5). `start_response("200 OK", [("Set-Cookie", " a=1")])` (as Django
+/// sends its cookies) goes out as `set-cookie: a=1`, not with two spaces.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !ows(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
 /// `text` for an error message: at most [`QUOTE_MAX`] characters, debug-escaped.
 fn quote(text: &str) -> String {
     match text.char_indices().nth(QUOTE_MAX) {
@@ -436,8 +457,8 @@ fn validate(status: &str, headers: Vec<(String, String)>) -> Result<Head, WsgiEr
             })?;
         let header_name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("not a valid header name"))?;
-        let header_value =
-            HeaderValue::from_bytes(&value_bytes).map_err(|_| bad("not a valid header value"))?;
+        let header_value = HeaderValue::from_bytes(trim_ows(&value_bytes))
+            .map_err(|_| bad("not a valid header value"))?;
         if header_name == header::CONTENT_LENGTH {
             let trimmed = value.trim_matches([' ', '\t']);
             let n = (!trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()))
@@ -621,6 +642,30 @@ mod tests {
             .count(),
             1
         );
+    }
+
+    /// RFC 9110 §5.5: the whitespace around a value is not part of it (Django's
+    /// `Set-Cookie:  csrftoken=...` went out with two spaces).
+    #[test]
+    fn header_values_are_trimmed() {
+        let head = validate(
+            "200 OK",
+            h(&[
+                ("Set-Cookie", " csrftoken=abc; Path=/"),
+                ("X-Tabs", "\t a \tb\t "),
+                ("X-Blank", "  \t"),
+                ("X-Inner", "a  b"),
+                ("Content-Length", " 5 "),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(head.headers["set-cookie"], "csrftoken=abc; Path=/");
+        assert_eq!(head.headers["x-tabs"], "a \tb");
+        assert_eq!(head.headers["x-blank"], "");
+        assert_eq!(head.headers["x-inner"], "a  b");
+        assert_eq!(head.content_length, Some(5));
+        assert_eq!(trim_ows(b""), b"");
+        assert_eq!(trim_ows(b" x"), b"x");
     }
 
     #[test]
