@@ -114,3 +114,106 @@ async fn fresh_instances_see_what_earlier_requests_wrote() {
     }
     server.stop().await;
 }
+
+/// `ok: N bytes written`: N.
+fn bytes_written(answer: &str) -> u64 {
+    answer
+        .strip_prefix("ok: ")
+        .and_then(|rest| rest.strip_suffix(" bytes written"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
+/// The bytes of the deleted files under `dir` that this process (the server) holds open.
+fn deleted_but_open(dir: &std::path::Path) -> u64 {
+    let dir = dir.canonicalize().unwrap();
+    let mut total = 0;
+    for fd in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            continue;
+        };
+        let target = target.to_string_lossy();
+        if target.starts_with(&*dir.to_string_lossy()) && target.ends_with(" (deleted)") {
+            total += std::fs::metadata(fd.path()).map_or(0, |m| m.len());
+        }
+    }
+    total
+}
+
+/// What `dir` holds, every file's apparent size and every directory's, however deep, as
+/// `du` counts it (it walks with directory descriptors).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("du")
+        .args(["-s", "--apparent-size", "--block-size=1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[tokio::test]
+async fn an_open_deleted_file_is_charged_until_it_is_closed() {
+    // The attack: open, unlink, write through the handle; each refusal makes the host count
+    // the directory again, which must not forget the file it no longer lists.
+    let server = start("data-quota = \"8MiB\"").await;
+    let data = server.dir.join("var/files");
+    let answer = ask(&server, &format!("/unlink-write/data/x?n={}", 64 * MIB)).await;
+    let written = bytes_written(&answer);
+    assert!(written <= 8 * MIB, "{written} bytes written");
+    // The instance keeps the file open, so its bytes are still on the disk, and a second
+    // request (in that instance or another) gets no more.
+    let answer = ask(&server, &format!("/unlink-write/data/y?n={}", 64 * MIB)).await;
+    let again = bytes_written(&answer);
+    let held = deleted_but_open(&data);
+    assert!(
+        written + again <= 8 * MIB && held <= 8 * MIB,
+        "{written} + {again} bytes written, {held} held open"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_tree_deeper_than_path_max_is_counted() {
+    // 18 directories of 250-byte names: their host paths pass PATH_MAX (4096), though the
+    // guest only ever names one at a time.
+    let server = start("data-quota = \"8MiB\"").await;
+    let data = server.dir.join("var/files");
+    for i in 0..3 {
+        let answer = ask(&server, &format!("/deep/data/f{i}?depth=18&n={}", 7 * MIB)).await;
+        assert!(
+            answer.starts_with("ok: ") || answer.contains("StorageFull"),
+            "{answer}"
+        );
+    }
+    let used = disk_usage(&data);
+    assert!(used <= 8 * MIB + 19 * 4096, "{used} bytes on disk");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_lock_beside_a_link_to_a_fifo_is_left_alone_and_the_route_serves_on() {
+    // The guest links x.db to a FIFO outside its directory and leaves x.db.lock, then is
+    // killed: clearing its locks must not open (and block on) what the link points to.
+    let server = start("timeout = \"1s\"\nqueue-timeout = \"3s\"").await;
+    let fifo = server.dir.join("var/fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let killed = server.get("/fifo-lock/data/x.db").await;
+    assert_eq!(killed.status, 504, "{}", killed.text());
+    let after = tokio::time::timeout(READ_TIMEOUT, server.get("/count/data/n")).await;
+    // Whatever happened, let a host thread blocked opening the FIFO go.
+    std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(fifo)));
+    let after = after.expect("the route answers");
+    assert_eq!(after.status, 200, "{}", after.text());
+    assert_eq!(after.text().trim_end(), "ok: 1");
+    let data = server.dir.join("var/files");
+    assert!(data.join("x.db").is_symlink() && data.join("x.db.lock").is_dir());
+    server.stop().await;
+}
