@@ -21,17 +21,19 @@
 //!   a tenth of the time) and before a write is refused (a write through a stream is
 //!   refused at once).
 
-use std::collections::HashMap;
-use std::fs::{DirEntry, Metadata};
-use std::io::Read;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
+use rustix::fs::{AtFlags, Mode, OFlags};
 use tokio::sync::OwnedMutexGuard;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
@@ -41,6 +43,7 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 use wasmtime_wasi::p2::{DynOutputStream, StreamError};
 
+use super::tree::{self, WalkError};
 use super::watched::Watched;
 use crate::config::Route;
 
@@ -71,10 +74,27 @@ pub struct Data {
     refused: AtomicBool,
     /// When the directories were last counted, and how long that took.
     counted: Mutex<(Instant, Duration)>,
+    /// The last count could not read everything: until one can, every write is refused.
+    unreadable: AtomicBool,
+    /// The files the route's instances have open, to go on charging those deleted while
+    /// open.
+    opened: Mutex<Opened>,
     /// One lock per directory, in the order of `dirs` (sorted), so that routes sharing some
     /// of them always take them in one order.
     locks: Vec<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// The files a route's instances opened, as weak handles (an instance's file is closed when
+/// the last of its handles and streams is dropped); pruned of the closed ones whenever it
+/// has doubled since, so it holds at most about twice the files open.
+#[derive(Default)]
+struct Opened {
+    files: Vec<Weak<std::fs::File>>,
+    prune_at: usize,
+}
+
+/// [`Opened`] is not pruned below this many files.
+const OPENED_PRUNE_MIN: usize = 64;
 
 /// The locks of every data directory open in the process, by canonical path.
 static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>> =
@@ -112,17 +132,38 @@ impl Data {
         // At start-up nothing holds them; on reload the old pool may be serving from them,
         // and it clears up after its own instances.
         let idle: Vec<_> = locks.iter().filter_map(|l| l.try_lock().ok()).collect();
+        let name = route.display_name();
         if idle.len() == locks.len() {
-            clear_stale_locks(&dirs);
+            clear_stale_locks(&name, &dirs);
         }
         drop(idle);
+        let quota = route.limits.data_quota;
+        // A directory the server cannot read is a mistake to fix before serving; something
+        // unreadable inside one (the host's doing, or an error) fails closed, like a count.
+        let (used, unreadable) = match measure(&dirs, quota) {
+            Ok(used) => (used, false),
+            Err(e) if e.depth == 0 => {
+                return Err(e).with_context(|| format!("route {name}: reading its data"));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    route = %name,
+                    error = %e,
+                    "the route's data could not all be counted: its writes are refused \
+                     until they can be"
+                );
+                (u64::MAX, true)
+            }
+        };
         let data = Data {
-            route: route.display_name(),
-            used: AtomicU64::new(measure(&dirs, route.limits.data_quota)),
+            route: name,
+            used: AtomicU64::new(used),
             dirs,
-            quota: route.limits.data_quota,
+            quota,
             refused: AtomicBool::new(false),
             counted: Mutex::new((Instant::now(), Duration::ZERO)),
+            unreadable: AtomicBool::new(unreadable),
+            opened: Mutex::default(),
             locks,
         };
         Ok(Some(Arc::new(data)))
@@ -188,14 +229,61 @@ impl Data {
         due
     }
 
-    /// Counts the directories (blocking), and takes that as what they hold.
+    /// Counts the directories and the deleted files still open (blocking), and takes that as
+    /// what they hold; if something could not be read, as more than the quota (logged once
+    /// until a count succeeds).
     fn count(&self) {
         let started = Instant::now();
-        self.used
-            .store(measure(&self.dirs, self.quota), Ordering::Release);
+        let used = match measure(&self.dirs, self.quota) {
+            Ok(used) => {
+                if self.unreadable.swap(false, Ordering::AcqRel) {
+                    tracing::info!(route = %self.route, "the route's data can be counted again");
+                }
+                used.saturating_add(self.held_open())
+            }
+            Err(e) => {
+                if !self.unreadable.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        route = %self.route,
+                        error = %e,
+                        "the route's data could not all be counted: its writes are refused \
+                         until they can be"
+                    );
+                }
+                u64::MAX
+            }
+        };
+        self.used.store(used, Ordering::Release);
         self.refused.store(false, Ordering::Release);
         *self.counted.lock().unwrap_or_else(|e| e.into_inner()) =
             (Instant::now(), started.elapsed());
+    }
+
+    /// Notes a file an instance opened, so it is charged while open even once deleted.
+    fn opened(&self, file: &Arc<std::fs::File>) {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.files.len() >= opened.prune_at {
+            opened.files.retain(|file| file.strong_count() > 0);
+            opened.prune_at = (opened.files.len() * 2).max(OPENED_PRUNE_MIN);
+        }
+        opened.files.push(Arc::downgrade(file));
+    }
+
+    /// What the files that are open but deleted (no link left: no walk finds them) hold, by
+    /// the measure of [`measure`]: their space is the host's until they are closed.
+    fn held_open(&self) -> u64 {
+        let open: Vec<Arc<std::fs::File>> = {
+            let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+            opened.files.retain(|file| file.strong_count() > 0);
+            opened.files.iter().filter_map(Weak::upgrade).collect()
+        };
+        let mut seen = HashSet::new();
+        open.iter()
+            .filter_map(|file| file.metadata().ok())
+            .filter(|meta| meta.nlink() == 0 && seen.insert((meta.dev(), meta.ino())))
+            .fold(0u64, |total, meta| {
+                total.saturating_add(ENTRY_BYTES).saturating_add(meta.len())
+            })
     }
 
     /// Gives back a charge for a write that did not happen.
@@ -226,7 +314,7 @@ impl DataLease {
         }
         tokio::task::spawn_blocking(move || {
             if instance_killed {
-                clear_stale_locks(&self.data.dirs);
+                clear_stale_locks(&self.data.route, &self.data.dirs);
             }
             self.data.count();
             drop(self);
@@ -234,76 +322,71 @@ impl DataLease {
     }
 }
 
-/// Visits every entry under `dirs`, depth first, links not followed: `visit` gets the
-/// entry's directory, the entry and its metadata, and says whether to go on (`Break`), and
-/// if so whether to go into it (a directory).
-fn walk(
-    dirs: &[PathBuf],
-    mut visit: impl FnMut(&Path, &DirEntry, &Metadata) -> ControlFlow<(), bool>,
-) {
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            match visit(&dir, &entry, &meta) {
-                ControlFlow::Break(()) => return,
-                ControlFlow::Continue(true) if meta.is_dir() => pending.push(entry.path()),
-                ControlFlow::Continue(_) => {}
-            }
-        }
-    }
-}
-
 /// What `dirs` hold, by [`Data`]'s measure; stops counting once past `stop_at` (beyond the
-/// quota, the exact figure changes nothing).
-fn measure(dirs: &[PathBuf], stop_at: u64) -> u64 {
+/// quota, the exact figure changes nothing). An error if any of it could not be read.
+fn measure(dirs: &[PathBuf], stop_at: u64) -> Result<u64, WalkError> {
     let mut total = 0u64;
-    walk(dirs, |_, _, meta| {
+    tree::walk(dirs, |_, _, stat| {
         total = total.saturating_add(ENTRY_BYTES);
-        if meta.is_file() {
-            total = total.saturating_add(meta.len());
+        if tree::is_file(stat) {
+            total = total.saturating_add(u64::try_from(stat.st_size).unwrap_or(0));
         }
         if total > stop_at {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(true)
         }
-    });
-    total
+    })?;
+    Ok(total)
 }
 
 /// Clears SQLite's dot-file locks (an empty directory `NAME.lock` beside a database `NAME`)
 /// left by an instance that can no longer release them: only called when no instance is
-/// using `dirs`.
-fn clear_stale_locks(dirs: &[PathBuf]) {
-    walk(dirs, |dir, entry, meta| {
-        let path = entry.path();
-        let database = path
-            .file_name()
-            .and_then(|name| name.to_str()?.strip_suffix(".lock"))
-            .map(|name| dir.join(name));
+/// using `dirs`. Every name is the guest's, so nothing is followed: a `NAME` that is a link,
+/// a FIFO or anything but a regular file is no database, and its lock stays.
+fn clear_stale_locks(route: &str, dirs: &[PathBuf]) {
+    let cleared = tree::walk(dirs, |dir, name, stat| {
+        let database = name
+            .to_bytes()
+            .strip_suffix(b".lock")
+            .and_then(|name| CString::new(name).ok());
         match database {
-            Some(database) if meta.is_dir() && is_sqlite_database(&database) => {
-                if std::fs::remove_dir(&path).is_ok() {
-                    tracing::info!(lock = %path.display(), "cleared a stale SQLite lock");
+            Some(database) if tree::is_dir(stat) && is_sqlite_database(dir, &database) => {
+                if rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).is_ok() {
+                    tracing::info!(
+                        route,
+                        lock = %name.to_string_lossy(),
+                        "cleared a stale SQLite lock"
+                    );
                 }
                 ControlFlow::Continue(false)
             }
             _ => ControlFlow::Continue(true),
         }
     });
+    if let Err(e) = cleared {
+        tracing::warn!(route, error = %e, "stale SQLite locks could not all be looked for");
+    }
 }
 
-/// Whether `file` starts with SQLite's header.
-fn is_sqlite_database(file: &Path) -> bool {
+/// Whether `name` in `dir` is a regular file that starts with SQLite's header. It is opened
+/// without following a link and without blocking (a FIFO would wait for a writer), and read
+/// only if it is still a regular file once open.
+fn is_sqlite_database(dir: BorrowedFd<'_>, name: &CStr) -> bool {
+    let regular = |stat: &rustix::fs::Stat| tree::is_file(stat) && stat.st_size >= 16;
+    if !rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|s| regular(&s)) {
+        return false;
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let Ok(fd) = rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::empty()) else {
+        return false;
+    };
+    if !rustix::fs::fstat(&fd).is_ok_and(|s| regular(&s)) {
+        return false;
+    }
     let mut header = [0u8; 16];
-    std::fs::File::open(file)
-        .and_then(|mut f| f.read_exact(&mut header))
+    std::fs::File::from(fd)
+        .read_exact_at(&mut header, 0)
         .is_ok_and(|()| &header == b"SQLite format 3\0")
 }
 
@@ -395,10 +478,19 @@ pub fn add_to_linker<T: DataView>(linker: &mut Linker<T>) -> anyhow::Result<()> 
                     )
                     .await
                     .is_err();
-                charged!(state, if creates { ENTRY_BYTES } else { 0 }, {
+                let outcome = charged!(state, if creates { ENTRY_BYTES } else { 0 }, {
                     let mut fs = state.filesystem();
                     HostDescriptor::open_at(&mut fs, fd, path_flags, path, open, flags).await
-                })
+                });
+                // Every file opened is noted (whether to read or write: what it holds stays
+                // on the disk while it is open, deleted or not).
+                if let Ok((Ok(opened),)) = &outcome
+                    && let Some(data) = state.data().cloned()
+                    && let Descriptor::File(file) = state.table().get(opened)?
+                {
+                    data.opened(&file.file);
+                }
+                outcome
             })
         },
     )?;

@@ -3,8 +3,9 @@
 //! - [`outbound`]: the route's `outbound` grant — which names, addresses and URLs it opens
 //!   — enforced where anything leaves: name lookups, TCP ([`tcp`] counts, bounds and
 //!   meters the sockets) and wasi:http requests ([`egress`] sends the ones it allows).
-//! - [`data`]: the route's writable directories and their quota; [`watched`]: an output
-//!   stream with the host's hook before each write (quota, byte counts).
+//! - [`data`]: the route's writable directories and their quota ([`tree`] walks them by
+//!   descriptors); [`watched`]: an output stream with the host's hook before each write
+//!   (quota, byte counts).
 //! - [`fields`]: what a guest's wasi:http `fields` may hold of the host's memory.
 //! - [`limits`]: what one store may take of the host (memory, tables, instances, host
 //!   resources).
@@ -19,4 +20,5 @@ pub(crate) mod fields;
 pub(crate) mod limits;
 pub(crate) mod outbound;
 pub(crate) mod tcp;
+pub(crate) mod tree;
 pub(crate) mod watched;
