@@ -22,12 +22,17 @@
 //! `gateway::engine` compiles every component, `server::site` prepares the routes before
 //! the server listens; a reload builds a new site the same way and swaps it in.
 //!
+//! `fuzzing` (hidden) is not part of the API: entry points into the crate's parsers for the
+//! fuzz targets in `fuzz/` and their corpus replay, `tests/fuzz_corpus.rs`.
+//!
 //! `host/embed/` holds links to the files the binary embeds (the WIT contract, the Python
 //! adapter and import scan, the Rust SDK and the JavaScript template's files), so a packaged
 //! crate carries them.
 
 pub(crate) mod cli;
 pub(crate) mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod server;

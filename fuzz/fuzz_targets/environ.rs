@@ -1,0 +1,4 @@
+//! `cheroot_wasm::fuzzing::environ`: see its doc for the input format and the invariants.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| cheroot_wasm::fuzzing::environ(data));
