@@ -31,9 +31,12 @@ use crate::http::protocol::{self, MAX_METHOD_LEN};
 use crate::http::proxy;
 use crate::http::router::{self, Router};
 
+/// A fuzz target: one input in, its invariants asserted.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/` are
 /// named.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("framing", framing),
     ("protocol", protocol),
     ("environ", environ),
