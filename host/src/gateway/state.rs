@@ -3,7 +3,7 @@
 //! [`new_store`], which gives an instance its route's sandbox.
 //!
 //! The rooms below never name this type: each declares what it needs of a store's data
-//! ([`WsgiView`], [`DataView`], [`GrantView`], [`TcpView`], [`FieldsView`]), and it is implemented here,
+//! ([`WsgiView`], [`DataView`], [`GrantView`], [`TcpView`]), and it is implemented here,
 //! each a view onto the fields it owns.
 
 use std::sync::Arc;
@@ -16,9 +16,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WsgiError;
 use super::grants::data::{Data, DataView};
-use super::grants::fields::{FieldsView, HeldFields, MAX_FIELDS_BYTES};
 use super::grants::limits::{
-    CountingLimiter, MAX_COMPONENT_HANDLES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES,
+    CountingLimiter, MAX_COMPONENT_HANDLES, MAX_FIELDS_BYTES, MAX_HOST_RESOURCES, MAX_RANDOM_BYTES,
 };
 use super::grants::outbound::{Grant, GrantView, OutboundHttp};
 use super::grants::tcp::{TcpSockets, TcpView};
@@ -40,8 +39,6 @@ pub struct HostState {
     /// The route's data directories, if it has any.
     data: Option<Arc<Data>>,
     limits: CountingLimiter,
-    /// The wasi:http `fields` the guest made.
-    held_fields: HeldFields,
     exchange: Option<Exchange>,
     exchanges: u64,
     output: OutputBudget,
@@ -140,12 +137,6 @@ impl GrantView for HostState {
     }
 }
 
-impl FieldsView for HostState {
-    fn held_fields(&mut self) -> (&ResourceTable, &mut HeldFields) {
-        (&self.table, &mut self.held_fields)
-    }
-}
-
 impl TcpView for HostState {
     fn tcp(&mut self) -> &mut TcpSockets {
         &mut self.tcp
@@ -199,11 +190,13 @@ pub(super) fn new_store(
     });
     let mut wasi = wasi.build();
     *wasi.filesystem() = dirs.clone();
-    let mut http = WasiHttpCtx::new();
-    http.set_field_size_limit(MAX_FIELDS_BYTES);
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_RESOURCES);
     let limits = CountingLimiter::new(route, stats);
+    // Each `fields` a guest builds is bounded, and all its wasi:http resources hold together
+    // too (`grants::limits::add_to_linker`).
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(MAX_FIELDS_BYTES);
     let state = HostState {
         table,
         wasi,
@@ -212,7 +205,6 @@ pub(super) fn new_store(
         tcp: TcpSockets::default(),
         data: data.cloned(),
         limits,
-        held_fields: HeldFields::default(),
         exchange: None,
         exchanges: 0,
         output,

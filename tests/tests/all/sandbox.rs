@@ -405,10 +405,9 @@ fn resident_kib() -> u64 {
 
 /// wasi:http's `fields` (linked for every guest, WSGI ones too) hold host memory outside
 /// the route's `memory`: one `fields` is bounded (`MAX_FIELDS_BYTES`), and so is all that
-/// an instance may make and keep (`MAX_HELD_FIELDS`); past the first the guest gets an
-/// error, past the second it traps, and its instance goes with what it held. Before the
-/// bounds, four instances each kept 250 fields of 60 KiB (60 MiB of the host's memory),
-/// and one fields took 100 KiB.
+/// an instance's wasi:http resources hold (`MAX_HELD_HTTP_BYTES`); past either the guest
+/// traps, and its instance goes with what it held. Before the bounds, four instances each
+/// kept 250 fields of 60 KiB (60 MiB of the host's memory), and one fields took 100 KiB.
 #[tokio::test]
 async fn held_wasi_http_fields_are_bounded() {
     let server = TestServer::single(HOSTILE, "max-concurrency = 4").await;

@@ -10,7 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use super::super::bindings::{App, View, ViewOf, add_ip_name_lookup, add_tcp_create_socket};
-use super::super::grants::{data, fields, tcp};
+use super::super::grants::{data, limits, tcp};
 use super::super::state::HostState;
 use super::super::wsgi::exchange;
 
@@ -33,9 +33,9 @@ pub fn linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     data::add_to_linker(&mut linker)?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(|e| anyhow!(e))?;
-    // The fields a guest makes are counted against its instance's bound.
+    // What wasi:http resources hold of the host's memory is bounded per instance.
     linker.allow_shadowing(true);
-    fields::add_to_linker(&mut linker)?;
+    limits::add_to_linker(&mut linker)?;
     linker.allow_shadowing(false);
     App::add_to_linker::<HostState, ViewOf<HostState>>(&mut linker, |s| View(s))
         .map_err(|e| anyhow!(e))?;

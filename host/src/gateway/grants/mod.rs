@@ -6,7 +6,6 @@
 //! - [`data`]: the route's writable directories and their quota ([`tree`] walks them by
 //!   descriptors); [`watched`]: an output stream with the host's hook before each write
 //!   (quota, byte counts).
-//! - [`fields`]: what a guest's wasi:http `fields` may hold of the host's memory.
 //! - [`limits`]: what one store may take of the host (memory, tables, instances, host
 //!   resources).
 //!
@@ -16,7 +15,6 @@
 
 pub(crate) mod data;
 pub(crate) mod egress;
-pub(crate) mod fields;
 pub(crate) mod limits;
 pub(crate) mod outbound;
 pub(crate) mod tcp;

@@ -748,6 +748,12 @@ impl WasiHttpHooks for OutboundHttp {
         })
     }
 
+    /// Smaller than wasmtime's 1 MiB: an outgoing body holds its chunks until it is sent
+    /// ([`super::limits::MAX_HELD_HTTP_BYTES`]).
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::limits::OUTGOING_BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
