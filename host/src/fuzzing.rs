@@ -282,11 +282,17 @@ pub fn environ(data: &[u8]) {
     let mut script_name = None;
     for pair in fields.chunks(2) {
         let (key, value) = (pair[0], pair[1]);
+        // RFC 3875 §4.1.18: a header's meta-variable is its name upper-cased with `-` as
+        // `_`; any other token character stays (`X-A`B` is `HTTP_X_A`B`), and no space or
+        // control gets in.
         assert!(
             !key.is_empty()
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.'),
+                && key.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || b == b'_'
+                        || b == b'.'
+                        || (key.starts_with("HTTP_") && b"!#$%&'*+^`|~".contains(&b))
+                }),
             "key {key:?}"
         );
         assert!(keys.insert(key), "{key} twice");
