@@ -94,6 +94,16 @@ fn check_host(parts: &Parts) -> Result<(), Failure> {
     if hosts.next().is_some() {
         return Err(Failure::BadRequest("more than one Host header"));
     }
+    // The target's authority (absolute-form, or HTTP/2's :authority) stands for Host
+    // (RFC 9112 §3.2.2, RFC 9113 §8.3.1), so it must be as valid: `host:`, with an empty
+    // port, would otherwise become HTTP_HOST.
+    if let Some(authority) = parts.uri.authority()
+        && !valid_host(authority.as_str().as_bytes())
+    {
+        return Err(Failure::BadRequest(
+            "invalid authority in the request target",
+        ));
+    }
     match host {
         None if parts.version == Version::HTTP_11 => {
             Err(Failure::BadRequest("HTTP/1.1 requires a Host header"))
@@ -246,6 +256,22 @@ mod tests {
         ));
         assert!(matches!(
             check_default(&parts(|b| b.header("host", "a b"))),
+            Err(Failure::BadRequest(_))
+        ));
+        // The target's authority stands for Host, so it is held to the same rules (found by
+        // the environ fuzz target: `https://extps://example/` made HTTP_HOST `extps:`).
+        let h2 = |uri: &str| {
+            let mut p = parts(|b| b.version(Version::HTTP_2));
+            p.uri = uri.parse().unwrap();
+            check_default(&p)
+        };
+        assert!(h2("https://example.com:8443/").is_ok());
+        assert!(matches!(
+            h2("https://extps://example/"),
+            Err(Failure::BadRequest(_))
+        ));
+        assert!(matches!(
+            h2("http://user@example.com/"),
             Err(Failure::BadRequest(_))
         ));
     }
